@@ -1,0 +1,181 @@
+"""Video ResNets with a pluggable spatio-temporal convolution (DESIGN section 2).
+
+Input `(N, T, H, W, 3)` float clips, output `(N, num_classes)` float32 logits. Bottleneck
+blocks, stride in the 3x3 conv, temporal max pool (kernel 2, stride 2) after res2. Every
+block is a C2D block except the *marked* ones, which the variant changes:
+
+  variant     conv1 of a marked block   conv2 of a marked block
+  c2d         1x1x1                     1x3x3
+  c3d         3x1x1 (padding 1 in time) 1x3x3   (the paper's I3D-style baseline)
+  c3d_full    1x1x1                     3x3x3
+  r2plus1d    1x1x1                     1x3x3 (M channels), BN, ReLU, 3x1x1
+  costa       1x1x1                     CoST(a)
+  costb       1x1x1                     CoST(b)
+
+Module names follow torchvision's ResNet (`res{2..5}_{block}/conv1`, `bn1`, ...,
+`downsample_conv`, `downsample_bn`; `stem_conv`, `stem_bn`; `head`), which is what
+`cost_jax.models.pretrained` maps ImageNet weights onto. The outputs of the stem and of
+every stage are sown into `intermediates` (`stem`, `res2`..`res5`) for feature extraction.
+"""
+
+import functools
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cost_jax.models.cost import CoST, kaiming_fan_out
+
+# Per variant: (temporal kernel of conv1, kind of conv2) in a marked block.
+VARIANTS = {
+    "c2d": (1, "2d"),
+    "c3d": (3, "2d"),
+    "c3d_full": (1, "3d"),
+    "r2plus1d": (1, "r2plus1d"),
+    "costa": (1, "costa"),
+    "costb": (1, "costb"),
+}
+
+# Marked blocks per stage (res2..res5), DESIGN section 2.
+MARKED = {
+    50: ((0, 1, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (1, 0, 1)),
+    101: ((0, 1, 0), (1, 0, 1, 0), tuple(1 - i % 2 for i in range(23)), (0, 1, 0)),
+    # The tiny preset for tests and the CPU demo: one block per stage, all marked.
+    14: ((1,), (1,), (1,), (1,)),
+}
+STAGE_SIZES = {depth: tuple(len(s) for s in marked) for depth, marked in MARKED.items()}
+
+
+def r2plus1d_mid_channels(c_in: int, c_out: int) -> int:
+  """M of R(2+1)D: the (2+1)-D pair has the parameters of one 3x3x3 conv."""
+  return (27 * c_in * c_out) // (9 * c_in + 3 * c_out)
+
+
+def _pad(kernel: Sequence[int]) -> tuple[tuple[int, int], ...]:
+  return tuple((k // 2, k // 2) for k in kernel)
+
+
+class R2Plus1DConv(nn.Module):
+  """1x3x3 conv to M channels, BN, ReLU, 3x1x1 conv (Tran et al. 2018)."""
+  features: int
+  strides: Sequence[int] = (1, 1, 1)
+  conv: Callable = nn.Conv
+  norm: Callable = nn.BatchNorm
+
+  @nn.compact
+  def __call__(self, x):
+    mid = r2plus1d_mid_channels(x.shape[-1], self.features)
+    s_t, s_h, s_w = self.strides
+    x = self.conv(mid, (1, 3, 3), (1, s_h, s_w), _pad((1, 3, 3)), name="spatial")(x)
+    x = nn.relu(self.norm(name="bn_mid")(x))
+    return self.conv(self.features, (3, 1, 1), (s_t, 1, 1), _pad((3, 1, 1)),
+                     name="temporal")(x)
+
+
+class Bottleneck(nn.Module):
+  """1x1 (or 3x1x1) -> spatio-temporal 3x3 -> 1x1, with a projection shortcut."""
+  width: int
+  stride: int
+  conv1_t: int
+  conv2_kind: str
+  conv: Callable
+  norm: Callable
+  cost_fused: bool
+  dtype: Any
+  zero_init_residual: bool
+
+  @nn.compact
+  def __call__(self, x):
+    residual = x
+    y = self.conv(self.width, (self.conv1_t, 1, 1), 1, _pad((self.conv1_t, 1, 1)),
+                  name="conv1")(x)
+    y = nn.relu(self.norm(name="bn1")(y))
+    strides = (1, self.stride, self.stride)
+    if self.conv2_kind == "2d":
+      y = self.conv(self.width, (1, 3, 3), strides, _pad((1, 3, 3)), name="conv2")(y)
+    elif self.conv2_kind == "3d":
+      y = self.conv(self.width, (3, 3, 3), strides, _pad((3, 3, 3)), name="conv2")(y)
+    elif self.conv2_kind == "r2plus1d":
+      y = R2Plus1DConv(self.width, strides, self.conv, self.norm, name="conv2")(y)
+    else:
+      y = CoST(self.width, self.conv2_kind[-1], strides, fused=self.cost_fused,
+               dtype=self.dtype, name="conv2")(y)
+    y = nn.relu(self.norm(name="bn2")(y))
+    y = self.conv(self.width * 4, (1, 1, 1), 1, "VALID", name="conv3")(y)
+    scale_init = nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
+    y = self.norm(name="bn3", scale_init=scale_init)(y)
+    if residual.shape != y.shape:
+      residual = self.conv(self.width * 4, (1, 1, 1), strides, "VALID",
+                           name="downsample_conv")(residual)
+      residual = self.norm(name="downsample_bn")(residual)
+    return nn.relu(residual + y)
+
+
+class ResNet3D(nn.Module):
+  """A video ResNet (see the module docstring for the variants).
+
+  Attributes:
+    depth: 50, 101 or 14 (the tiny preset); picks the blocks per stage and the marking.
+    variant: one of `VARIANTS`.
+    num_classes: size of the classifier.
+    width: channels of res2's bottleneck (64 in the paper; the stem has the same width).
+    dropout_rate: dropout before the classifier.
+    dtype: compute dtype (float32 or bfloat16); parameters and logits are float32.
+    cost_fused: run CoST(a) as one 3x3x3 convolution (see `CoST.fused`).
+    bn_momentum: decay of the BatchNorm running statistics (0.9 is PyTorch's 0.1).
+    zero_init_residual: start every block as the identity (last BN scale 0).
+    remat: recompute each block's activations in the backward pass to save memory.
+  """
+  depth: int = 50
+  variant: str = "c2d"
+  num_classes: int = 400
+  width: int = 64
+  dropout_rate: float = 0.5
+  dtype: Any = jnp.float32
+  cost_fused: bool = True
+  bn_momentum: float = 0.9
+  zero_init_residual: bool = False
+  remat: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if self.variant not in VARIANTS:
+      raise ValueError(f"unknown variant {self.variant!r}: choose one of {sorted(VARIANTS)}")
+    if self.depth not in MARKED:
+      raise ValueError(f"unknown depth {self.depth}: choose one of {sorted(MARKED)}")
+    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
+                             kernel_init=kaiming_fan_out)
+    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+                             momentum=self.bn_momentum, epsilon=1e-5, dtype=self.dtype)
+    block_cls = nn.remat(Bottleneck) if self.remat else Bottleneck
+    conv1_t, conv2_kind = VARIANTS[self.variant]
+
+    x = x.astype(self.dtype)
+    x = conv(self.width, (1, 7, 7), (1, 2, 2), _pad((1, 7, 7)), name="stem_conv")(x)
+    x = nn.relu(norm(name="stem_bn")(x))
+    x = nn.max_pool(x, (1, 3, 3), (1, 2, 2), _pad((1, 3, 3)))
+    self.sow("intermediates", "stem", x)
+    for stage, marked in enumerate(MARKED[self.depth]):
+      for block, is_marked in enumerate(marked):
+        x = block_cls(
+            width=self.width * 2 ** stage,
+            stride=2 if stage > 0 and block == 0 else 1,
+            conv1_t=conv1_t if is_marked else 1,
+            conv2_kind=conv2_kind if is_marked else "2d",
+            conv=conv, norm=norm, cost_fused=self.cost_fused, dtype=self.dtype,
+            zero_init_residual=self.zero_init_residual,
+            name=f"res{stage + 2}_{block}")(x)
+      if stage == 0:
+        x = nn.max_pool(x, (2, 1, 1), (2, 1, 1))
+      self.sow("intermediates", f"res{stage + 2}", x)
+    x = x.mean(axis=(1, 2, 3)).astype(jnp.float32)
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
+                    name="head")(x)
+
+
+# Presets, in the style of flax/examples/imagenet.
+ResNet50 = functools.partial(ResNet3D, depth=50)
+ResNet101 = functools.partial(ResNet3D, depth=101)
+ResNetTiny = functools.partial(ResNet3D, depth=14, width=8)

@@ -1,0 +1,78 @@
+r"""Prints the parameter count, GFLOPs and per-stage shapes of the configured model.
+
+  python -m cost_jax.summary --config=configs/kinetics.py \
+      [--config.model.variant=costb --config.model.depth=101]
+
+Needs no dataset: the clip shape comes from `config.input` and the class count from
+`config.model.num_classes`. Nothing is compiled and no parameter is allocated.
+"""
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+from ml_collections import config_flags
+
+from cost_jax import models
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
+
+
+def clip_shape(config, batch: int = 1) -> tuple[int, ...]:
+  """`(batch, T, H, W, 3)` of a training clip under `config.input`."""
+  return (batch, config.input.num_frames, config.input.crop_size, config.input.crop_size, 3)
+
+
+def count_params(params) -> int:
+  return sum(x.size for x in jax.tree.leaves(params))
+
+
+def forward_flops(model, variables, shape) -> float:
+  """FLOPs of one inference forward pass from XLA's cost analysis (a multiply-add is 2)."""
+  x = jax.ShapeDtypeStruct(shape, jnp.float32)
+  lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x)
+  return float(lowered.cost_analysis()["flops"])
+
+
+def summarize(config) -> dict:
+  """Shapes, parameters per stage and total FLOPs, all from abstract evaluation.
+
+  Returns:
+    {'params': int, 'flops': float (per clip), 'stages': [(name, shape, params), ...]}
+  """
+  model = models.create_model(config.model)
+  shape = clip_shape(config)
+  x = jax.ShapeDtypeStruct(shape, jnp.float32)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+  _, state = jax.eval_shape(
+      lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, x)
+  outputs = {k: v[0].shape[1:] for k, v in state["intermediates"].items()
+             if k == "stem" or k.startswith("res") and "_" not in k}
+  params = variables["params"]
+  stages = []
+  for name in ("stem", "res2", "res3", "res4", "res5", "head"):
+    count = count_params([v for k, v in params.items()
+                          if k.startswith(name + "_") or k == name])
+    out = outputs.get(name, (config.model.num_classes,))
+    stages.append((name, tuple(out), count))
+  return {"params": count_params(params),
+          "flops": forward_flops(model, variables, shape), "stages": stages}
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  summary = summarize(config)
+  m, i = config.model, config.input
+  print(f"model: ResNet-{m.depth} {m.variant}, width {m.width}, {m.num_classes} classes, "
+        f"clip {i.num_frames}x{i.crop_size}x{i.crop_size}, compute {m.dtype}")
+  print(f"{'stage':8s}{'output (T, H, W, C)':>24s}{'params':>14s}")
+  for name, out, count in summary["stages"]:
+    print(f"{name:8s}{str(out):>24s}{count:>14,d}")
+  print(f"params: {summary['params']}")
+  print(f"gflops: {summary['flops'] / 1e9:.2f}")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)
