@@ -11,6 +11,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
+  config.name = "kinetics400_r50"  # written to results.json
   config.seed = 0
   # A torchvision-layout 2-D ResNet (.safetensors, .npz or .pth) to inflate, or ''.
   config.init_from = ""
@@ -49,7 +50,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.input.std = (58.395, 57.12, 57.375)
 
   config.batch_size = 64               # global, over all hosts
+  config.eval_batch_size = 64          # global; in videos for the multi-view test
   config.num_epochs = 160
+  config.num_train_steps = -1          # > 0 overrides num_epochs
+  config.log_every_steps = 100
+  config.eval_every_steps = 5000       # single-clip validation; 0 turns it off
+  config.checkpoint_every_steps = 2000
+  config.keep_checkpoints = 3
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.base_lr = 0.01      # for a batch of base_batch_size; scaled linearly
   config.optimizer.base_batch_size = 64

@@ -9,5 +9,6 @@ from configs import kinetics
 
 def get_config():
   config = kinetics.get_config()
+  config.name = "kinetics400_r101"
   config.model.depth = 101
   return config

@@ -1,0 +1,139 @@
+r"""Evaluation: single-clip validation and the paper's multi-view test.
+
+  python -m cost_jax.evaluate --workdir=DIR [--num_clips=10 --num_crops=3]
+
+runs the test on the latest checkpoint of a training workdir and writes
+`DIR/results.json`: top-1, top-5 and mean class accuracy, per clip (every view on its own)
+and per video (softmax averaged over `num_clips x num_crops` views), with the step and the
+config name. Every video of the split is counted exactly once over all hosts.
+"""
+
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from etils import epath
+
+from cost_jax.data import pipeline
+
+
+def predict_step(params, batch_stats, video, *, model):
+  """Softmax over classes, `(B, V, C)`, for `(B, T, H, W, 3)` or `(B, V, T, H, W, 3)`."""
+  views = video if video.ndim == 6 else video[:, None]
+  b, v = views.shape[:2]
+  logits = model.apply({"params": params, "batch_stats": batch_stats},
+                       views.reshape((b * v,) + views.shape[2:]), train=False)
+  return jax.nn.softmax(logits.astype(jnp.float32)).reshape(b, v, -1)
+
+
+def topk_correct(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+  """Whether the label is among the k most probable classes, per row."""
+  top = np.argsort(-probs, axis=-1)[:, :k]
+  return (top == labels[:, None]).any(axis=-1)
+
+
+def accuracy_metrics(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+  """top1, top5 and mean class accuracy (the mean over classes present of top-1)."""
+  top1 = topk_correct(probs, labels, 1)
+  per_class = [top1[labels == c].mean() for c in range(num_classes) if np.any(labels == c)]
+  return {"top1": float(top1.mean()), "top5": float(topk_correct(probs, labels, 5).mean()),
+          "mean_class_accuracy": float(np.mean(per_class))}
+
+
+def run_predictions(exp, state, split: str, mode: str):
+  """(probs (N, V, C), labels (N,)) over every example of `split`, padding removed."""
+  local_batch = exp.config.eval_batch_size // jax.process_count()
+  ds, _ = pipeline.eval_dataset(exp.builder, exp.config, split, local_batch, mode)
+
+  def step(params, batch_stats, batch):
+    probs = predict_step(params, batch_stats, batch["video"], model=exp.model)
+    return probs, batch["label"], batch["mask"]
+
+  # Each host feeds its slice; the replicated outputs hold every host's examples.
+  step = jax.jit(step, in_shardings=(exp.replicated, exp.replicated, exp.data_sharding),
+                 out_shardings=exp.replicated)
+  probs, labels = [], []
+  for batch in ds.as_numpy_iterator():
+    batch = jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(exp.data_sharding, x), batch)
+    p, label, mask = jax.device_get(step(state.params, state.batch_stats, batch))
+    probs.append(p[mask > 0])
+    labels.append(label[mask > 0])
+  return np.concatenate(probs), np.concatenate(labels)
+
+
+def validate(exp, state) -> dict:
+  """Single centred clip per video of `config.dataset.eval_split`."""
+  probs, labels = run_predictions(exp, state, exp.config.dataset.eval_split, "validation")
+  m = accuracy_metrics(probs[:, 0], labels, probs.shape[-1])
+  logging.info("validation at step %d: top1 %.4f top5 %.4f over %d videos",
+               int(state.step), m["top1"], m["top5"], len(labels))
+  return {f"val/{k}": v for k, v in m.items()}
+
+
+def test(exp, state, workdir) -> dict:
+  """The multi-view test of `config.dataset.test_split`; writes `results.json`."""
+  c = exp.config
+  probs, labels = run_predictions(exp, state, c.dataset.test_split, "test")
+  num_classes, views = probs.shape[-1], probs.shape[1]
+  video = accuracy_metrics(probs.mean(axis=1), labels, num_classes)
+  clip = accuracy_metrics(probs.reshape(-1, num_classes), np.repeat(labels, views),
+                          num_classes)
+  results = {"config": c.name, "dataset": c.dataset.name, "split": c.dataset.test_split,
+             "step": int(state.step), "num_videos": int(len(labels)),
+             "num_clips": c.input.num_test_clips, "num_crops": c.input.num_test_crops,
+             **{f"video_{k}": v for k, v in video.items()},
+             **{f"clip_{k}": v for k, v in clip.items()}}
+  if jax.process_index() == 0:
+    path = epath.Path(workdir) / "results.json"
+    path.write_text(json.dumps(results, indent=1))
+    print(f"test ({views} views per video, {len(labels)} videos, step {results['step']}): "
+          f"video top-1 {video['top1']:.4f}, top-5 {video['top5']:.4f}, mean class "
+          f"accuracy {video['mean_class_accuracy']:.4f}; clip top-1 {clip['top1']:.4f} "
+          f"-> {path}")
+  return results
+
+
+def load_run_config(workdir) -> ml_collections.ConfigDict:
+  path = epath.Path(workdir) / "config.json"
+  if not path.exists():
+    raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir of "
+                            "cost_jax.main")
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def evaluate_workdir(workdir, num_clips: int | None = None,
+                     num_crops: int | None = None) -> dict:
+  """Runs `test` on the latest checkpoint of `workdir`."""
+  from cost_jax import train  # train imports this module
+  config = load_run_config(workdir)
+  if num_clips:
+    config.input.num_test_clips = num_clips
+  if num_crops:
+    config.input.num_test_crops = num_crops
+  exp = train.setup(config)
+  manager = train.checkpoint_manager(workdir, config)
+  if manager.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
+  state = train.restore_or_init(exp, manager)
+  return test(exp, state, workdir)
+
+
+def main(argv):
+  del argv
+  from cost_jax import runtime
+  runtime.prepare()
+  evaluate_workdir(flags.FLAGS.workdir, flags.FLAGS.num_clips, flags.FLAGS.num_crops)
+
+
+if __name__ == "__main__":
+  # Defined here, not at import: `cost_jax.train` imports this module as a library.
+  flags.DEFINE_string("workdir", None, "Training workdir to evaluate.")
+  flags.DEFINE_integer("num_clips", None, "Clips per video (default: the run's config).")
+  flags.DEFINE_integer("num_crops", None, "1 or 3 crops (default: the run's config).")
+  flags.mark_flags_as_required(["workdir"])
+  app.run(main)

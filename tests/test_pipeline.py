@@ -1,0 +1,124 @@
+"""The tf.data pipeline over real shards: shapes, ranges, determinism, flips, coverage."""
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import demo
+from cost_jax.data import pipeline
+
+MEAN, STD = np.array(demo.get_config().input.mean), np.array(demo.get_config().input.std)
+LOW, HIGH = ((0 - MEAN) / STD).min(), ((255 - MEAN) / STD).max()
+
+
+def _config(seed=0, flip=True, clips=3, crops=3):
+  config = demo.get_config()
+  config.seed = seed
+  i = config.input
+  i.num_frames, i.frame_stride, i.crop_size = 4, 2, 24
+  i.min_resize, i.max_resize, i.eval_resize, i.test_crop_size = 28, 36, 32, 28
+  i.num_test_clips, i.num_test_crops, i.flip = clips, crops, flip
+  return config
+
+
+def _batches(ds, n):
+  it = ds.as_numpy_iterator()
+  return [next(it) for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def synthetic_tiny(tmp_path_factory):
+  config = ml_collections.ConfigDict({"name": "synthetic_motion/tiny",
+                                      "data_dir": str(tmp_path_factory.mktemp("synth"))})
+  return pipeline.get_builder(config)  # built on the spot: no download
+
+
+def test_train_shapes_dtypes_and_range(kinetics3):
+  builder, _ = kinetics3
+  batch = _batches(pipeline.train_dataset(builder, _config(), 3), 2)[1]
+  assert batch["video"].shape == (3, 4, 24, 24, 3) and batch["video"].dtype == np.float32
+  assert batch["label"].dtype == np.int32 and set(batch["label"]) <= {0, 1, 2}
+  assert LOW - 1e-4 <= batch["video"].min() and batch["video"].max() <= HIGH + 1e-4
+  assert batch["video"].std() > 0.1  # real pixels, not padding
+
+
+def test_validation_and_test_shapes(kinetics3):
+  builder, _ = kinetics3
+  val, n = pipeline.eval_dataset(builder, _config(), "validation", 4)
+  (batch,) = list(val.as_numpy_iterator())
+  assert n == 1 and batch["video"].shape == (4, 4, 24, 24, 3)
+  np.testing.assert_array_equal(batch["mask"], [1, 1, 0, 0])
+  np.testing.assert_array_equal(batch["index"], [0, 1, -1, -1])
+  assert not batch["video"][2:].any()  # padding is zeros
+  test, _ = pipeline.eval_dataset(builder, _config(clips=3, crops=3), "validation", 2,
+                                  mode="test")
+  (batch,) = list(test.as_numpy_iterator())
+  assert batch["video"].shape == (2, 9, 4, 28, 28, 3)
+  assert LOW - 1e-4 <= batch["video"].min() and batch["video"].max() <= HIGH + 1e-4
+  # Three crops along the long side of a landscape video differ from one another.
+  views = batch["video"][0].reshape(3, 3, -1)
+  assert not np.allclose(views[0, 0], views[0, 2])
+
+
+def test_same_seed_same_batches_other_seed_different(kinetics3):
+  builder, _ = kinetics3
+  a = _batches(pipeline.train_dataset(builder, _config(seed=1), 2), 4)
+  b = _batches(pipeline.train_dataset(builder, _config(seed=1), 2), 4)
+  c = _batches(pipeline.train_dataset(builder, _config(seed=2), 2), 4)
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x["video"], y["video"])
+  assert any(not np.array_equal(x["video"], z["video"]) for x, z in zip(a, c))
+
+
+def test_resuming_skips_exactly_the_consumed_batches(kinetics3):
+  builder, _ = kinetics3
+  full = _batches(pipeline.train_dataset(builder, _config(), 3), 5)
+  resumed = _batches(pipeline.train_dataset(builder, _config(), 3, start_step=3), 2)
+  for x, y in zip(full[3:], resumed):
+    np.testing.assert_array_equal(x["video"], y["video"])
+
+
+def _left_minus_right(video):
+  """Per clip: mean of the left half minus the right half of every frame."""
+  w = video.shape[-2]
+  return video[..., : w // 2, :].mean(axis=(1, 2, 3, 4)) - \
+      video[..., w - w // 2:, :].mean(axis=(1, 2, 3, 4))
+
+
+def test_flip_off_keeps_orientation_flip_on_mirrors_some(kinetics3):
+  """The test videos are brighter on the left; only flips can put the bright side right."""
+  builder, _ = kinetics3
+  kept = np.concatenate([_left_minus_right(b["video"]) for b in _batches(
+      pipeline.train_dataset(builder, _config(flip=False), 4), 6)])
+  flipped = np.concatenate([_left_minus_right(b["video"]) for b in _batches(
+      pipeline.train_dataset(builder, _config(flip=True), 4), 6)])
+  assert (kept > 0).all()
+  assert (flipped < 0).any() and (flipped > 0).any()
+
+
+def test_every_test_video_once_over_two_hosts(synthetic_tiny):
+  """24 test videos, 2 hosts, local batch 5: padded, nothing dropped, nothing twice."""
+  config = _config(clips=2, crops=3)
+  total = synthetic_tiny.info.splits["test"].num_examples
+  seen, batches = [], []
+  for host in range(2):
+    ds, n = pipeline.eval_dataset(synthetic_tiny, config, "test", 5, mode="test",
+                                  process_index=host, process_count=2)
+    host_batches = list(ds.as_numpy_iterator())
+    assert len(host_batches) == n
+    batches.append(n)
+    for b in host_batches:
+      assert b["video"].shape == (5, 6, 4, 28, 28, 3)
+      seen.extend(b["index"][b["mask"] > 0])
+  assert batches[0] == batches[1]  # hosts step in lockstep
+  assert sorted(seen) == list(range(total)) and total % 5 != 0
+
+
+def test_missing_dataset_error_names_the_fix(tmp_path):
+  config = ml_collections.ConfigDict({"name": "moments_in_time", "data_dir": str(tmp_path)})
+  with pytest.raises(pipeline.DatasetNotFoundError,
+                     match=r"not found in .*cost_jax.prepare moments_in_time"):
+    pipeline.get_builder(config)
+  config.name = "imagenet2012"
+  with pytest.raises(pipeline.DatasetNotFoundError, match="not a known dataset"):
+    pipeline.get_builder(config)
