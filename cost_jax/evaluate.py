@@ -21,8 +21,10 @@ from etils import epath
 from cost_jax.data import pipeline
 
 
-def predict_step(params, batch_stats, video, *, model):
-  """Softmax over classes, `(B, V, C)`, for `(B, T, H, W, 3)` or `(B, V, T, H, W, 3)`."""
+def predict_step(params, batch_stats, video, *, model, input_config):
+  """Softmax over classes, `(B, V, C)`, for uint8 `(B, T, H, W, 3)` or
+  `(B, V, T, H, W, 3)` clips."""
+  video = pipeline.normalize(video, input_config.mean, input_config.std)
   views = video if video.ndim == 6 else video[:, None]
   b, v = views.shape[:2]
   logits = model.apply({"params": params, "batch_stats": batch_stats},
@@ -50,7 +52,8 @@ def run_predictions(exp, state, split: str, mode: str):
   ds, _ = pipeline.eval_dataset(exp.builder, exp.config, split, local_batch, mode)
 
   def step(params, batch_stats, batch):
-    probs = predict_step(params, batch_stats, batch["video"], model=exp.model)
+    probs = predict_step(params, batch_stats, batch["video"], model=exp.model,
+                         input_config=exp.config.input)
     return probs, batch["label"], batch["mask"]
 
   # Each host feeds its slice; the replicated outputs hold every host's examples.

@@ -93,18 +93,18 @@ def setup(config) -> Experiment:
                     optim.create_optimizer(config.optimizer, schedule))
 
 
-def _fresh_state(exp: Experiment, key) -> TrainState:
-  c = exp.config
-  shape = (1, c.input.num_frames, c.input.crop_size, c.input.crop_size, 3)
-  variables = exp.model.init(key, jnp.zeros(shape, jnp.float32))
+def fresh_state(model, tx, config, key) -> TrainState:
+  """Initial parameters, BatchNorm statistics and optimiser state (pure; jit-able)."""
+  i = config.input
+  variables = model.init(key, jnp.zeros((1, i.num_frames, i.crop_size, i.crop_size, 3)))
   return TrainState(jnp.zeros((), jnp.int32), variables["params"], variables["batch_stats"],
-                    exp.tx.init(variables["params"]))
+                    tx.init(variables["params"]))
 
 
 def init_state(exp: Experiment) -> TrainState:
   """Fresh parameters (optionally inflated from an ImageNet checkpoint), replicated."""
   c = exp.config
-  state = jax.jit(functools.partial(_fresh_state, exp),
+  state = jax.jit(functools.partial(fresh_state, exp.model, exp.tx, c),
                   out_shardings=exp.replicated)(jax.random.key(c.seed))
   if c.init_from:
     variables, report = pretrained.load_imagenet_file(
@@ -119,13 +119,14 @@ def cross_entropy(logits, labels):
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def train_step(state: TrainState, batch, *, model, tx, schedule, seed):
+def train_step(state: TrainState, batch, *, model, tx, schedule, seed, input_config):
   """One SGD step on a global batch; BatchNorm statistics are over the global batch."""
   dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
+  video = pipeline.normalize(batch["video"], input_config.mean, input_config.std)
 
   def loss_fn(params):
     logits, new_vars = model.apply(
-        {"params": params, "batch_stats": state.batch_stats}, batch["video"], train=True,
+        {"params": params, "batch_stats": state.batch_stats}, video, train=True,
         mutable=["batch_stats"], rngs={"dropout": dropout_key})
     return cross_entropy(logits, batch["label"]), (logits, new_vars["batch_stats"])
 
@@ -143,7 +144,7 @@ def train_step(state: TrainState, batch, *, model, tx, schedule, seed):
 def compile_train_step(exp: Experiment, state: TrainState):
   """The jitted, state-donating train step with explicit shardings."""
   step = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
-                           seed=exp.config.seed)
+                           seed=exp.config.seed, input_config=exp.config.input)
   state_sharding = jax.tree.map(lambda _: exp.replicated, state)
   return jax.jit(step, in_shardings=(state_sharding, exp.data_sharding),
                  out_shardings=(state_sharding, exp.replicated), donate_argnums=0)
@@ -163,17 +164,23 @@ def checkpoint_manager(workdir, config) -> ocp.CheckpointManager:
                                            enable_async_checkpointing=True))
 
 
+def restore_state(manager, step, model, tx, config, sharding) -> TrainState:
+  """The checkpoint of `step`, placed with `sharding` (any device count may read it)."""
+  abstract = jax.eval_shape(functools.partial(fresh_state, model, tx, config),
+                            jax.random.key(0))
+  target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                        abstract)
+  restored = manager.restore(step, args=ocp.args.StandardRestore(_as_dict(target)))
+  return TrainState(**restored)
+
+
 def restore_or_init(exp: Experiment, manager: ocp.CheckpointManager) -> TrainState:
   """The latest checkpoint in the workdir if there is one, else a fresh state."""
   latest = manager.latest_step()
   if latest is None:
     return init_state(exp)
-  abstract = jax.eval_shape(functools.partial(_fresh_state, exp), jax.random.key(0))
-  target = jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=exp.replicated), abstract)
-  restored = manager.restore(latest, args=ocp.args.StandardRestore(_as_dict(target)))
-  logging.info("resumed from the checkpoint of step %d", latest)
-  return TrainState(**restored)
+  logging.info("resuming from the checkpoint of step %d", latest)
+  return restore_state(manager, latest, exp.model, exp.tx, exp.config, exp.replicated)
 
 
 def _as_dict(state: TrainState) -> dict:
@@ -244,36 +251,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train_iter = iter(pipeline.train_dataset(exp.builder, config, exp.local_batch,
                                            start_step=start))
   report = periodic_actions.ReportProgress(num_train_steps=exp.num_steps, writer=writer)
-  pending, last_good, stopped = [], start, False
+  pending, stopped = [], False
   tick = time.time()
-  with _Preemption() as preemption:
-    for step in range(start + 1, exp.num_steps + 1):
-      batch = global_batch(exp, next(train_iter))
-      state, metrics = step_fn(state, batch)
-      pending.append(metrics)
-      report(step)
-      preempt = preemption.requested or (stop_after_steps is not None and
-                                         step - start >= stop_after_steps)
-      save = step % config.checkpoint_every_steps == 0 or step == exp.num_steps or preempt
-      if step % config.log_every_steps == 0 or save:
-        summary = _summarise(pending, step)  # raises on a NaN/Inf loss, before saving
-        elapsed, tick = time.time() - tick, time.time()
-        summary["clips_per_sec"] = len(pending) * config.batch_size / elapsed
-        writer.write_scalars(step, summary)
-        pending = []
-      if save:
-        manager.save(step, args=ocp.args.StandardSave(_as_dict(state)), force=True)
-        last_good = step
-      if config.eval_every_steps and step % config.eval_every_steps == 0 and not preempt:
-        writer.write_scalars(step, evaluate.validate(exp, state))
-      if preempt:
-        stopped = step < exp.num_steps
-        break
-  manager.wait_until_finished()
-  manager.close()
+  try:
+    with _Preemption() as preemption:
+      for step in range(start + 1, exp.num_steps + 1):
+        batch = global_batch(exp, next(train_iter))
+        state, metrics = step_fn(state, batch)
+        pending.append(metrics)
+        report(step)
+        preempt = preemption.requested or (stop_after_steps is not None and
+                                           step - start >= stop_after_steps)
+        save = (step % config.checkpoint_every_steps == 0 or step == exp.num_steps
+                or preempt)
+        if step % config.log_every_steps == 0 or save:
+          summary = _summarise(pending, step)  # raises on a NaN/Inf loss, before saving
+          elapsed, tick = time.time() - tick, time.time()
+          summary["clips_per_sec"] = len(pending) * config.batch_size / elapsed
+          writer.write_scalars(step, summary)
+          pending = []
+        if save:
+          manager.save(step, args=ocp.args.StandardSave(_as_dict(state)), force=True)
+        if config.eval_every_steps and step % config.eval_every_steps == 0 and not preempt:
+          writer.write_scalars(step, evaluate.validate(exp, state))
+        if preempt:
+          stopped = step < exp.num_steps
+          break
+  finally:
+    # Whatever stops the loop, the saves already started complete.
+    manager.wait_until_finished()
+    manager.close()
   if stopped:
     logging.info("stopped at step %d; run again with the same workdir to resume",
-                 last_good)
+                 int(state.step))
     writer.flush()
     return {}
   results = evaluate.test(exp, state, workdir)

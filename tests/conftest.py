@@ -61,3 +61,13 @@ def kinetics3(kinetics_files, tmp_path_factory):
   return _build_kinetics3(kinetics_files, data_dir), kinetics_files[2]
 
 
+
+
+@pytest.fixture(scope="session")
+def synthetic_tiny(tmp_path_factory):
+  """`synthetic_motion/tiny` (64/16/24 videos of 32x32), built on the spot."""
+  import ml_collections
+  from cost_jax.data import pipeline
+  config = ml_collections.ConfigDict({"name": "synthetic_motion/tiny",
+                                      "data_dir": str(tmp_path_factory.mktemp("synth"))})
+  return pipeline.get_builder(config)

@@ -8,7 +8,6 @@ from configs import demo
 from cost_jax.data import pipeline
 
 MEAN, STD = np.array(demo.get_config().input.mean), np.array(demo.get_config().input.std)
-LOW, HIGH = ((0 - MEAN) / STD).min(), ((255 - MEAN) / STD).max()
 
 
 def _config(seed=0, flip=True, clips=3, crops=3):
@@ -26,20 +25,22 @@ def _batches(ds, n):
   return [next(it) for _ in range(n)]
 
 
-@pytest.fixture(scope="session")
-def synthetic_tiny(tmp_path_factory):
-  config = ml_collections.ConfigDict({"name": "synthetic_motion/tiny",
-                                      "data_dir": str(tmp_path_factory.mktemp("synth"))})
-  return pipeline.get_builder(config)  # built on the spot: no download
-
-
 def test_train_shapes_dtypes_and_range(kinetics3):
   builder, _ = kinetics3
   batch = _batches(pipeline.train_dataset(builder, _config(), 3), 2)[1]
-  assert batch["video"].shape == (3, 4, 24, 24, 3) and batch["video"].dtype == np.float32
+  assert batch["video"].shape == (3, 4, 24, 24, 3) and batch["video"].dtype == np.uint8
   assert batch["label"].dtype == np.int32 and set(batch["label"]) <= {0, 1, 2}
-  assert LOW - 1e-4 <= batch["video"].min() and batch["video"].max() <= HIGH + 1e-4
-  assert batch["video"].std() > 0.1  # real pixels, not padding
+  # The test videos span about 40..210: real pixels, neither padding nor saturation.
+  assert 30 <= batch["video"].min() < 80 and 150 < batch["video"].max() <= 230
+
+
+def test_normalize_uses_the_papers_mean_and_std():
+  video = np.array([[0, 128, 255]], np.uint8).repeat(3, 0).T[None]  # (1, 3, 3)
+  out = np.asarray(pipeline.normalize(video, MEAN, STD))
+  assert out.dtype == np.float32
+  np.testing.assert_allclose(out[0, :, 0], (np.array([0, 128, 255]) - MEAN[0]) / STD[0],
+                             rtol=1e-6)
+  np.testing.assert_allclose(out[0, 2], (255 - MEAN) / STD, rtol=1e-6)
 
 
 def test_validation_and_test_shapes(kinetics3):
@@ -47,14 +48,15 @@ def test_validation_and_test_shapes(kinetics3):
   val, n = pipeline.eval_dataset(builder, _config(), "validation", 4)
   (batch,) = list(val.as_numpy_iterator())
   assert n == 1 and batch["video"].shape == (4, 4, 24, 24, 3)
+  assert batch["video"].dtype == np.uint8
   np.testing.assert_array_equal(batch["mask"], [1, 1, 0, 0])
   np.testing.assert_array_equal(batch["index"], [0, 1, -1, -1])
   assert not batch["video"][2:].any()  # padding is zeros
   test, _ = pipeline.eval_dataset(builder, _config(clips=3, crops=3), "validation", 2,
                                   mode="test")
   (batch,) = list(test.as_numpy_iterator())
-  assert batch["video"].shape == (2, 9, 4, 28, 28, 3)
-  assert LOW - 1e-4 <= batch["video"].min() and batch["video"].max() <= HIGH + 1e-4
+  assert batch["video"].shape == (2, 9, 4, 28, 28, 3) and batch["video"].dtype == np.uint8
+  assert 30 <= batch["video"].min() < 80 and 150 < batch["video"].max() <= 230
   # Three crops along the long side of a landscape video differ from one another.
   views = batch["video"][0].reshape(3, 3, -1)
   assert not np.allclose(views[0, 0], views[0, 2])
@@ -80,7 +82,7 @@ def test_resuming_skips_exactly_the_consumed_batches(kinetics3):
 
 def _left_minus_right(video):
   """Per clip: mean of the left half minus the right half of every frame."""
-  w = video.shape[-2]
+  video, w = video.astype(np.float32), video.shape[-2]
   return video[..., : w // 2, :].mean(axis=(1, 2, 3, 4)) - \
       video[..., w - w // 2:, :].mean(axis=(1, 2, 3, 4))
 

@@ -17,9 +17,10 @@ def write_video(path, num_frames, height, width, fps=25, seed=0):
     stream = container.add_stream("libx264", rate=fps)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     for t in range(num_frames):
-      ramp = 160 * (1 - np.arange(width) / width)
-      frame = np.broadcast_to(40 + 3 * t + ramp[None, :, None], (height, width, 3))
-      frame = (frame + rng.integers(0, 6, (height, width, 3))).astype(np.uint8)
+      ramp = 150 * (1 - np.arange(width) / width)
+      frame = np.broadcast_to(40 + 2 * t + ramp[None, :, None], (height, width, 3))
+      frame = frame + rng.integers(0, 6, (height, width, 3))
+      frame = np.clip(frame, 0, 255).astype(np.uint8)  # at most 235 for t < 20
       for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
         container.mux(packet)
     for packet in stream.encode():
@@ -38,4 +39,19 @@ def write_corrupt(path):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "wb") as f:
     f.write(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+  return path
+
+
+def write_rendered(path, frames, fps=25):
+  """Writes uint8 frames `(T, H, W, 3)` as an H.264 mp4."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with av.open(path, "w") as container:
+    stream = container.add_stream("libx264", rate=fps)
+    stream.height, stream.width = frames.shape[1:3]
+    stream.pix_fmt = "yuv420p"
+    for frame in frames:
+      for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
   return path

@@ -1,0 +1,85 @@
+r"""Predicts the class of videos with the latest checkpoint of a training workdir.
+
+  python -m cost_jax.predict --workdir=DIR VIDEO.mp4 [VIDEO2.mp4 ...]
+
+Each video is decoded with PyAV, preprocessed as in the multi-view test of the run's
+config (`num_test_clips` x `num_test_crops` views, softmax averaged), and its five most
+probable classes are printed. A missing or undecodable file gets a one-line error and the
+other files are still predicted; the exit status is 1 if any file failed.
+"""
+
+import json
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import tensorflow as tf
+from absl import app, flags
+from etils import epath
+from jax.sharding import SingleDeviceSharding
+
+from cost_jax import evaluate, models, optim, train
+from cost_jax.data import pipeline, video_io
+
+
+class Predictor:
+  """The model of a workdir, ready to score videos; needs no dataset."""
+
+  def __init__(self, workdir):
+    workdir = epath.Path(workdir)
+    self.config = evaluate.load_run_config(workdir)
+    info = json.loads((workdir / "dataset.json").read_text())
+    self.class_names = info["class_names"]
+    self.short_side = int(info.get("short_side") or 0)
+    self.model = models.create_model(self.config.model, num_classes=len(self.class_names))
+    manager = ocp.CheckpointManager(workdir / "checkpoints")
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
+    # The optimiser only gives the checkpoint's structure; its schedule is never used.
+    tx = optim.create_optimizer(self.config.optimizer, lambda count: 0.0)
+    state = train.restore_state(manager, step, self.model, tx, self.config,
+                                SingleDeviceSharding(jax.local_devices()[0]))
+    self.variables = {"params": state.params, "batch_stats": state.batch_stats}
+    self.step = step
+    self._scores = jax.jit(lambda v, x: evaluate.predict_step(
+        v["params"], v["batch_stats"], x, model=self.model,
+        input_config=self.config.input)[0].mean(axis=0))
+
+  def probabilities(self, path) -> np.ndarray:
+    """Class probabilities `(C,)` of one video file; raises `video_io.VideoError`."""
+    video = video_io.decode_video(path, short_side=self.short_side)
+    example = {"video": tf.constant(video.frames), "label": tf.constant(0, tf.int64)}
+    views = pipeline.test_preprocess(example, self.config.input)["video"].numpy()
+    return np.asarray(self._scores(self.variables, views[None]))
+
+  def top5(self, path) -> list[tuple[str, float]]:
+    probs = self.probabilities(path)
+    return [(self.class_names[i], float(probs[i])) for i in np.argsort(-probs)[:5]]
+
+
+def main(argv):
+  videos = argv[1:]
+  if not videos:
+    raise app.UsageError("name one or more video files")
+  tf.config.set_visible_devices([], "GPU")
+  predictor = Predictor(flags.FLAGS.workdir)
+  failed = 0
+  for path in videos:
+    try:
+      top = predictor.top5(path)
+    except video_io.VideoError as e:
+      print(f"{path}: cannot read the video: {e}", file=sys.stderr)
+      failed += 1
+      continue
+    print(f"{path}:")
+    for name, p in top:
+      print(f"  {p:7.2%}  {name}")
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("workdir", None, "Training workdir whose latest checkpoint to use.")
+  flags.mark_flags_as_required(["workdir"])
+  app.run(main)

@@ -1,0 +1,165 @@
+"""Training, checkpoints, resumption, evaluation and prediction on 8 simulated devices."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import demo
+from cost_jax import evaluate, predict, train
+from cost_jax.data import pipeline, video_io
+from cost_jax.data.builders.synthetic_motion import render_video
+import video_files
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(builder, **overrides):
+  config = demo.get_config()
+  config.dataset.name = "synthetic_motion/tiny"
+  config.dataset.data_dir = os.fspath(builder.data_dir_root)
+  config.model.width = 8
+  i = config.input
+  i.num_frames, i.frame_stride, i.crop_size = 4, 6, 24
+  i.min_resize, i.max_resize, i.eval_resize, i.test_crop_size = 24, 28, 24, 24
+  i.num_test_clips, i.num_test_crops = 2, 1
+  config.batch_size = config.eval_batch_size = 16
+  config.num_train_steps = 6
+  config.log_every_steps = 1
+  config.eval_every_steps = 0
+  config.checkpoint_every_steps = 3
+  config.optimizer.warmup_epochs = 0.0
+  config.update_from_flattened_dict(overrides)
+  return config
+
+
+def _restore_params(workdir, step=None):
+  manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+  step = manager.latest_step() if step is None else step
+  restored = manager.restore(step, args=ocp.args.StandardRestore())
+  return step, restored["params"]
+
+
+def test_training_steps_lower_the_loss_on_8_devices(synthetic_tiny):
+  assert jax.device_count() == 8
+  config = tiny_config(synthetic_tiny, **{"dataset.train_split": "train[:16]",
+                                          "model.dropout_rate": 0.0,
+                                          "optimizer.base_lr": 0.05,
+                                          "optimizer.schedule": "step"})
+  exp = train.setup(config)
+  state = train.init_state(exp)
+  step_fn = train.compile_train_step(exp, state)
+  data = pipeline.train_dataset(exp.builder, config, exp.local_batch).as_numpy_iterator()
+  losses = []
+  for _ in range(12):
+    batch = train.global_batch(exp, next(data))
+    assert len(batch["video"].sharding.device_set) == 8  # the batch is split over devices
+    state, metrics = step_fn(state, batch)
+    losses.append(float(metrics["loss"]))
+  assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+  assert step_fn._cache_size() == 1  # compiled once, never again
+  assert int(state.step) == 12
+
+
+class _SigtermAt:
+  """Wraps the train dataset so that reading batch `n` sends this process SIGTERM."""
+
+  def __init__(self, n, monkeypatch):
+    real = pipeline.train_dataset
+
+    def wrapped(*args, **kwargs):
+      ds = real(*args, **kwargs)
+
+      def batches():
+        for i, batch in enumerate(ds.as_numpy_iterator(), start=1):
+          if i == n:
+            os.kill(os.getpid(), signal.SIGTERM)
+          yield batch
+      return batches()
+
+    monkeypatch.setattr(pipeline, "train_dataset", wrapped)
+
+
+def test_sigterm_then_resume_equals_an_uninterrupted_run(synthetic_tiny, tmp_path,
+                                                         monkeypatch):
+  config = tiny_config(synthetic_tiny)
+  straight = tmp_path / "straight"
+  results = train.train_and_evaluate(config, straight)
+
+  resumed = tmp_path / "resumed"
+  with monkeypatch.context() as m:
+    _SigtermAt(2, m)
+    assert train.train_and_evaluate(config, resumed) == {}  # stopped, no test run
+  step, _ = _restore_params(resumed)
+  assert step == 2 and not (resumed / "results.json").exists()
+  results_resumed = train.train_and_evaluate(config, resumed)
+
+  _, a = _restore_params(straight)
+  _, b = _restore_params(resumed)
+  jax.tree.map(np.testing.assert_array_equal, a, b)  # bit for bit
+  assert results_resumed == results
+
+  # results.json: the fields, and every test video counted exactly once.
+  saved = json.loads((straight / "results.json").read_text())
+  assert saved == results
+  for key in ("video_top1", "video_top5", "video_mean_class_accuracy", "clip_top1",
+              "clip_top5", "clip_mean_class_accuracy"):
+    assert 0.0 <= saved[key] <= 1.0
+  assert saved["num_videos"] == synthetic_tiny.info.splits["test"].num_examples == 24
+  assert (saved["step"], saved["config"], saved["num_clips"]) == (6, "demo", 2)
+  assert saved["video_top5"] >= saved["video_top1"]
+
+  # The evaluate tool on the finished workdir reproduces the test.
+  assert evaluate.evaluate_workdir(straight) == results
+
+  # Prediction on a generated mp4, and a clear error for a corrupt one.
+  good = video_files.write_rendered(str(tmp_path / "clip.mp4"), render_video(5, 1, 32, 8))
+  top = predict.Predictor(straight).top5(good)
+  assert len(top) == 5 and len({n for n, _ in top}) == 5
+  assert sum(p for _, p in top) <= 1.0 + 1e-5
+  bad = video_files.write_corrupt(str(tmp_path / "bad.mp4"))
+  with pytest.raises(video_io.VideoError):
+    predict.Predictor(straight).top5(bad)
+  out = subprocess.run([sys.executable, "-m", "cost_jax.predict", f"--workdir={straight}",
+                        bad, good], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "XLA_FLAGS": ""})
+  assert out.returncode == 1
+  assert f"{bad}: cannot read the video" in out.stderr
+  assert out.stdout.count("%") == 5 and out.stdout.startswith(f"{good}:")
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_tiny, tmp_path,
+                                                             monkeypatch):
+  config = tiny_config(synthetic_tiny, checkpoint_every_steps=2)
+  real = pipeline.train_dataset
+
+  def poisoned(*args, **kwargs):
+    for i, batch in enumerate(real(*args, **kwargs).as_numpy_iterator(), start=1):
+      if i == 5:
+        batch = {**batch, "video": batch["video"] * np.nan}
+      yield batch
+
+  monkeypatch.setattr(pipeline, "train_dataset", poisoned)
+  with pytest.raises(FloatingPointError, match="at step 5.*last good checkpoint"):
+    train.train_and_evaluate(config, tmp_path)
+  step, params = _restore_params(tmp_path)
+  assert step == 4
+  assert all(np.isfinite(p).all() for p in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"model.variant": "cost"}, "config.model.variant='cost' is unknown"),
+    ({"dataset.name": "kinetics/400"}, "not found in .*cost_jax.prepare kinetics"),
+    ({"dataset.name": "ucf101"}, "config.dataset.name='ucf101' is not a known dataset"),
+    ({"batch_size": 12}, "multiples of the 8 devices"),
+])
+def test_a_wrong_config_stops_before_compiling(synthetic_tiny, override, message):
+  config = tiny_config(synthetic_tiny, **override)
+  with pytest.raises((ValueError, FileNotFoundError), match=message):
+    train.setup(config)
