@@ -1,0 +1,1 @@
+"""Video datasets (TFDS builders) and the tf.data input pipeline."""

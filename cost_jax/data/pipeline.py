@@ -1,0 +1,339 @@
+"""The tf.data input pipeline: choose frame indices, decode only those JPEGs, augment.
+
+Three modes, driven by `config.dataset` and `config.input` (see `configs/kinetics.py`):
+
+  train       random window of `num_frames` frames every `frame_stride` (looping short
+              videos), random short side in [min_resize, max_resize], random crop
+              `crop_size`, optional horizontal flip; the same crop and flip for all frames.
+  validation  one centred window, short side `eval_resize`, centre crop `crop_size`.
+  test        `num_test_clips` windows spaced uniformly x `num_test_crops` (1: centre,
+              3: left/centre/right along the long side) crops of `test_crop_size` after
+              short side `test_crop_size`; one element per video with all its views.
+
+Every element is a dict of numpy-able tensors: `video` uint8 pixels, `(T, H, W, 3)`
+(train, validation) or `(V, T, H, W, 3)` (test, V = clips x crops), `label` int32; evaluation elements add `index` int32 (the video's position in the whole split, so
+views and scores can be matched to videos) and `mask` float32 (0 marks padding, whose
+`index` is -1). Batches are per host:
+`(local_batch, ...)`. Train randomness is a function of (seed, host, epoch, position) only,
+so a run resumed at step s sees exactly the batches an uninterrupted run would.
+
+The last step, `normalize` with DESIGN section 3's mean and std, runs on the accelerator
+inside the jitted steps: uint8 clips are a quarter of the bytes of float32 ones to batch
+and to transfer, which keeps the pipeline close to the cost of JPEG decoding alone.
+"""
+
+import dataclasses
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from etils import epath
+
+from cost_jax.data import builders  # noqa: F401  (registers the builders)
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+# ---------------------------------------------------------------------------- sampling
+
+def sample_window(num_video_frames, num_frames: int, stride: int, start):
+  """Indices of `num_frames` frames every `stride` from `start`, looping the video."""
+  return (start + tf.range(num_frames) * stride) % num_video_frames
+
+
+def random_start(num_video_frames, num_frames, stride, seed):
+  """A uniformly random start such that the window fits when the video is long enough."""
+  span = (num_frames - 1) * stride + 1
+  high = tf.maximum(num_video_frames - span + 1, 1)
+  return tf.random.stateless_uniform([], seed, 0, high, tf.int32)
+
+
+def centre_start(num_video_frames, num_frames, stride):
+  span = (num_frames - 1) * stride + 1
+  return tf.maximum((num_video_frames - span) // 2, 0)
+
+
+def uniform_starts(num_video_frames, num_clips, num_frames, stride):
+  """`num_clips` starts spaced uniformly over the video (first at 0, last at the end)."""
+  span = (num_frames - 1) * stride + 1
+  last = tf.cast(tf.maximum(num_video_frames - span, 0), tf.float32)
+  if num_clips == 1:
+    return tf.cast(tf.reshape(last / 2, [1]), tf.int32)
+  return tf.cast(tf.round(tf.linspace(0.0, last, num_clips)), tf.int32)
+
+
+# ---------------------------------------------------------------------------- decoding
+
+def decode_frames(jpegs, indices):
+  """uint8 `(len(indices), H, W, 3)`: decodes only the chosen frames."""
+  chosen = tf.gather(jpegs, indices)
+  return tf.map_fn(lambda f: tf.io.decode_jpeg(f, channels=3), chosen,
+                   fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+
+
+def decode_window(jpegs, indices, y, x, size, out_size: int):
+  """uint8 `(len(indices), out_size, out_size, 3)`: only the square window (y, x, size) of
+  each chosen frame is decoded, then resized (bilinear) frame by frame, which keeps the
+  float intermediate small enough to stay in cache."""
+  window = tf.stack([y, x, size, size])
+
+  def one(jpeg):
+    frame = tf.io.decode_and_crop_jpeg(jpeg, window, channels=3)
+    return to_uint8(tf.image.resize(frame, [out_size, out_size]))
+
+  return tf.map_fn(one, tf.gather(jpegs, indices),
+                   fn_output_signature=tf.TensorSpec([out_size, out_size, 3], tf.uint8))
+
+
+def window_for(jpeg, short_side, crop_size):
+  """(frame height, width, window side): the source square that becomes a `crop_size`
+  crop once the frame's short side is scaled to `short_side`."""
+  hw = tf.io.extract_jpeg_shape(jpeg)[:2]
+  h, w = hw[0], hw[1]
+  side = tf.cast(tf.round(tf.cast(crop_size * tf.minimum(h, w), tf.float32) /
+                          tf.cast(short_side, tf.float32)), tf.int32)
+  return h, w, tf.clip_by_value(side, 1, tf.minimum(h, w))
+
+
+# ---------------------------------------------------------------------------- augmenting
+
+def resize_short_side(frames, size):
+  """Resizes `(..., H, W, 3)` frames so that min(H, W) == size (bilinear, float32)."""
+  shape = tf.shape(frames)
+  h, w = tf.cast(shape[-3], tf.float32), tf.cast(shape[-2], tf.float32)
+  scale = tf.cast(size, tf.float32) / tf.minimum(h, w)
+  new = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
+  new = tf.maximum(new, size)
+  return tf.image.resize(frames, new, method="bilinear", antialias=False)
+
+
+def spatial_crops(frames, size, num_crops):
+  """1 centre crop, or 3 crops (start, centre, end along the long side): (C, T, s, s, 3)."""
+  shape = tf.shape(frames)
+  h, w = shape[1], shape[2]
+  cy, cx = (h - size) // 2, (w - size) // 2
+  if num_crops == 1:
+    offsets = [(cy, cx)]
+  elif num_crops == 3:
+    offsets = [tf.cond(h > w, lambda: (0, cx), lambda: (cy, 0)), (cy, cx),
+               tf.cond(h > w, lambda: (h - size, cx), lambda: (cy, w - size))]
+  else:
+    raise ValueError(f"config.input.num_test_crops={num_crops}: must be 1 or 3")
+  return tf.stack([frames[:, y:y + size, x:x + size] for y, x in offsets])
+
+
+def random_flip(frames, seed):
+  """Flips every frame horizontally, or none, with probability 0.5."""
+  flip = tf.random.stateless_uniform([], seed + [0, 2]) < 0.5
+  return tf.cond(flip, lambda: tf.reverse(frames, axis=[-2]), lambda: frames)
+
+
+def to_uint8(frames):
+  """Rounds resized float frames back to pixels: 4x fewer bytes to batch and transfer."""
+  return tf.saturate_cast(frames + 0.5, tf.uint8)  # clamps, then truncates: rounds
+
+
+def normalize(video, mean, std):
+  """uint8 pixels -> float32 `(x - mean) / std`; runs on the accelerator, inside the
+  jitted train and evaluation steps (a JAX function, not a tf.data step)."""
+  return (jnp.asarray(video, jnp.float32) - jnp.asarray(mean)) / jnp.asarray(std)
+
+
+# ---------------------------------------------------------------------------- per mode
+
+def train_preprocess(example, seed, cfg):
+  """One training clip `(T, crop, crop, 3)` from a raw example; `seed` is `[2]` int64.
+
+  Scaling the short side to a random size in [min_resize, max_resize] and then taking a
+  random `crop_size` crop is done the cheap way round: the matching square of the source
+  frames is decoded (only it) and resized to `crop_size`, in uint8 out.
+  """
+  jpegs = example["video"]
+  n = tf.shape(jpegs)[0]
+  start = random_start(n, cfg.num_frames, cfg.frame_stride, seed)
+  indices = sample_window(n, cfg.num_frames, cfg.frame_stride, start)
+  short = tf.random.stateless_uniform([], seed + [0, 3], max(cfg.min_resize, cfg.crop_size),
+                                      max(cfg.max_resize, cfg.crop_size) + 1, tf.int32)
+  h, w, side = window_for(jpegs[0], short, cfg.crop_size)
+  y = tf.random.stateless_uniform([], seed, 0, h - side + 1, tf.int32)
+  x = tf.random.stateless_uniform([], seed + [0, 1], 0, w - side + 1, tf.int32)
+  frames = decode_window(jpegs, indices, y, x, side, cfg.crop_size)
+  if cfg.flip:
+    frames = random_flip(frames, seed)
+  frames = tf.ensure_shape(frames, [cfg.num_frames, cfg.crop_size, cfg.crop_size, 3])
+  return {"video": frames, "label": tf.cast(example["label"], tf.int32)}
+
+
+def eval_preprocess(example, cfg):
+  """The centred validation clip `(T, crop, crop, 3)`: short side `eval_resize`, centre
+  crop, computed as a centred source window resized to `crop_size`."""
+  jpegs = example["video"]
+  n = tf.shape(jpegs)[0]
+  start = centre_start(n, cfg.num_frames, cfg.frame_stride)
+  h, w, side = window_for(jpegs[0], max(cfg.eval_resize, cfg.crop_size), cfg.crop_size)
+  frames = decode_window(jpegs, sample_window(n, cfg.num_frames, cfg.frame_stride, start),
+                         (h - side) // 2, (w - side) // 2, side, cfg.crop_size)
+  frames = tf.ensure_shape(frames, [cfg.num_frames, cfg.crop_size, cfg.crop_size, 3])
+  return {"video": frames, "label": tf.cast(example["label"], tf.int32)}
+
+
+def test_preprocess(example, cfg):
+  """All views of a video, `(clips * crops, T, s, s, 3)`, clip-major."""
+  jpegs = example["video"]
+  n = tf.shape(jpegs)[0]
+  starts = uniform_starts(n, cfg.num_test_clips, cfg.num_frames, cfg.frame_stride)
+  indices = tf.reshape(tf.vectorized_map(
+      lambda s: sample_window(n, cfg.num_frames, cfg.frame_stride, s), starts), [-1])
+  frames = decode_frames(jpegs, indices)  # all clips' frames in one pass
+  frames = resize_short_side(frames, cfg.test_crop_size)
+  shape = tf.shape(frames)
+  clips = tf.reshape(frames, [cfg.num_test_clips, cfg.num_frames, shape[1], shape[2], 3])
+  views = tf.map_fn(lambda c: spatial_crops(c, cfg.test_crop_size, cfg.num_test_crops),
+                    clips, fn_output_signature=tf.float32)
+  views = tf.reshape(views, [cfg.num_test_clips * cfg.num_test_crops, cfg.num_frames,
+                             cfg.test_crop_size, cfg.test_crop_size, 3])
+  return {"video": to_uint8(views), "label": tf.cast(example["label"], tf.int32)}
+
+
+# ---------------------------------------------------------------------------- datasets
+
+class DatasetNotFoundError(FileNotFoundError):
+  pass
+
+
+KNOWN_DATASETS = ("synthetic_motion", "kinetics", "moments_in_time", "video_folder")
+
+
+def _built_version_dir(data_dir: str, name: str) -> epath.Path | None:
+  """`DATA_DIR/NAME/VERSION` of the newest complete build, or None."""
+  folder = epath.Path(data_dir) / name
+  if not folder.is_dir():
+    return None
+  versions = [d for d in folder.iterdir()
+              if (d / "dataset_info.json").exists() and d.name[0].isdigit()]
+  return max(versions, key=lambda d: tuple(int(p) for p in d.name.split(".")),
+             default=None)
+
+
+def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
+  """The prepared TFDS dataset `config.dataset.name` in `config.dataset.data_dir`.
+
+  Any built dataset is read from its folder (so custom configs such as
+  `video_folder/ucf101` need no code). `synthetic_motion` is built on the spot when
+  missing (seconds, no download); any other missing dataset is an error saying how to
+  build it.
+  """
+  name = dataset_config.name
+  data_dir = dataset_config.data_dir or os.fspath(tfds.core.constants.DATA_DIR)
+  base = name.split("/")[0]
+  if base not in KNOWN_DATASETS:
+    raise DatasetNotFoundError(
+        f"config.dataset.name={name!r} is not a known dataset: use one of "
+        f"{', '.join(KNOWN_DATASETS)} (with a config, e.g. kinetics/400)")
+  built = _built_version_dir(data_dir, name)
+  if built is not None:
+    return tfds.builder_from_directory(os.fspath(built))
+  if base == "synthetic_motion":
+    builder = tfds.builder(name, data_dir=data_dir)
+    builder.download_and_prepare()
+    return builder
+  raise DatasetNotFoundError(
+      f"dataset {name!r} not found in {data_dir}: build it with `python -m "
+      f"cost_jax.prepare {base} ... --data_dir={data_dir}` (see the README), or point "
+      "config.dataset.data_dir at the folder that holds it")
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSplit:
+  """This host's part of a split and the padded size every host shares."""
+  split: str             # TFDS split string of this host's examples
+  num_examples: int      # examples of this host
+  max_host_examples: int  # largest count over hosts (evaluation pads to it)
+  offset: int            # index in the whole split of this host's first example
+
+
+def host_split(builder, split: str, process_index: int | None = None,
+               process_count: int | None = None) -> HostSplit:
+  """Divides `split` evenly over hosts, as `tfds.split_for_jax_process` does."""
+  index = jax.process_index() if process_index is None else process_index
+  count = jax.process_count() if process_count is None else process_count
+  parts = tfds.even_splits(split, n=count, drop_remainder=False)
+  sizes = [builder.info.splits[p].num_examples for p in parts]
+  return HostSplit(parts[index], sizes[index], max(sizes), sum(sizes[:index]))
+
+
+def _read(builder, split, shuffle_files=False):
+  return builder.as_dataset(
+      split=split, shuffle_files=shuffle_files,
+      decoders={"video": tfds.decode.SkipDecoding()},
+      read_config=tfds.ReadConfig(interleave_cycle_length=1 if not shuffle_files else 16,
+                                  add_tfds_id=False),
+  ).map(lambda ex: {"video": ex["video"], "label": ex["label"]})
+
+
+def _deterministic():
+  options = tf.data.Options()
+  options.deterministic = True
+  options.threading.private_threadpool_size = 0
+  return options
+
+
+def train_dataset(builder, config, local_batch: int, start_step: int = 0,
+                  process_index: int | None = None, process_count: int | None = None,
+                  shuffle_buffer: int = 1024) -> tf.data.Dataset:
+  """Endless training batches `(local_batch, T, crop, crop, 3)` for this host.
+
+  Each epoch is this host's split in a fixed order, shuffled with a seed of (seed, host,
+  epoch); clip randomness is seeded by (seed, host, epoch, position). `start_step` skips
+  the batches already trained on, reading (not decoding) at most one epoch.
+  """
+  part = host_split(builder, config.dataset.train_split, process_index, process_count)
+  index = jax.process_index() if process_index is None else process_index
+  per_epoch = part.num_examples
+  if per_epoch < local_batch:
+    raise ValueError(f"the train split has {per_epoch} examples on this host, fewer than "
+                     f"the local batch {local_batch}: lower config.batch_size")
+  consumed = start_step * local_batch
+  first_epoch, offset = divmod(consumed, per_epoch)
+  base = _read(builder, part.split)
+  seed = config.seed
+
+  def epoch(e):
+    order_seed = tf.cast(seed * 1_000_003 + index * 7919 + e, tf.int64)
+    ds = base.shuffle(min(shuffle_buffer, per_epoch), seed=order_seed,
+                      reshuffle_each_iteration=False).enumerate()
+    return ds.map(lambda i, ex: (tf.stack([tf.cast(seed * 1000 + index, tf.int64),
+                                           e * (1 << 32) + i]), ex))
+
+  ds = tf.data.Dataset.range(first_epoch, 1 << 62).flat_map(epoch).skip(offset)
+  ds = ds.map(lambda s, ex: train_preprocess(ex, s, config.input),
+              num_parallel_calls=AUTOTUNE)
+  ds = ds.batch(local_batch, drop_remainder=True).prefetch(AUTOTUNE)
+  return ds.with_options(_deterministic())
+
+
+def eval_dataset(builder, config, split: str, local_batch: int, mode: str = "validation",
+                 process_index: int | None = None, process_count: int | None = None
+                 ) -> tuple[tf.data.Dataset, int]:
+  """One pass over `split` for this host, every example exactly once.
+
+  The last batch is padded (`mask` 0) and every host yields the same number of batches,
+  so a multi-host evaluation step runs in lockstep. Returns (dataset, num_batches).
+  """
+  if mode not in ("validation", "test"):
+    raise ValueError(f"mode must be 'validation' or 'test', got {mode!r}")
+  part = host_split(builder, split, process_index, process_count)
+  num_batches = max(1, math.ceil(part.max_host_examples / local_batch))
+  preprocess = eval_preprocess if mode == "validation" else test_preprocess
+  ds = _read(builder, part.split).enumerate(part.offset).map(
+      lambda i, ex: {**preprocess(ex, config.input), "index": tf.cast(i, tf.int32),
+                     "mask": tf.constant(1.0)}, num_parallel_calls=AUTOTUNE)
+  padding = tf.data.Dataset.from_tensors(
+      {k: tf.zeros(s.shape, s.dtype) - (1 if k == "index" else 0)
+       for k, s in ds.element_spec.items()})
+  ds = ds.concatenate(padding.repeat(num_batches * local_batch - part.num_examples))
+  ds = ds.batch(local_batch, drop_remainder=True).prefetch(AUTOTUNE)
+  return ds.with_options(_deterministic()), num_batches

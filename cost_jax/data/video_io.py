@@ -1,0 +1,103 @@
+"""Reading videos with PyAV: decode, resize the short side, resample fps, encode JPEG.
+
+Used by the dataset builders (in worker processes) and by `cost_jax.predict`.
+"""
+
+import dataclasses
+import io
+
+import av
+import numpy as np
+from PIL import Image
+
+
+class VideoError(Exception):
+  """A video that cannot be used; the message says why."""
+
+
+@dataclasses.dataclass
+class DecodedVideo:
+  frames: list            # JPEG bytes per frame, or uint8 (H, W, 3) arrays
+  fps: float              # frames per second of `frames`
+  source_fps: float
+  height: int
+  width: int
+
+
+def resized_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+  """(h, w) with the short side equal to `short_side` and the aspect kept; 0 keeps size.
+
+  Both sides are rounded to even numbers, which video codecs and JPEG chroma prefer.
+  """
+  if short_side <= 0:
+    return height, width
+  scale = short_side / min(height, width)
+  even = lambda v: max(2, int(round(v * scale / 2)) * 2)
+  return (short_side, even(width)) if height <= width else (even(height), short_side)
+
+
+def decode_video(path, short_side: int = 256, fps: float = 0.0, jpeg_quality: int = 90,
+                 encode: bool = True, max_frames: int = 0) -> DecodedVideo:
+  """Decodes every frame of `path` (a file path or file object).
+
+  Args:
+    short_side: resize so that the shorter side has this many pixels (0: keep).
+    fps: resample to this frame rate by picking the nearest frames (0: keep native).
+    jpeg_quality: JPEG quality when `encode`.
+    encode: return JPEG bytes (for datasets) or uint8 arrays (for prediction).
+    max_frames: stop after this many output frames (0: no limit).
+  Raises:
+    VideoError: missing, empty, truncated to nothing, or undecodable.
+  """
+  try:
+    container = av.open(path)
+  except FileNotFoundError as e:
+    raise VideoError("missing file") from e
+  except (av.error.FFmpegError, OSError, ValueError) as e:
+    raise VideoError(f"cannot open: {e}") from e
+  with container:
+    if not container.streams.video:
+      raise VideoError("no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate = stream.average_rate or stream.guessed_rate
+    source_fps = float(rate) if rate else 0.0
+    if source_fps <= 0:
+      raise VideoError("unknown frame rate")
+    out_fps = fps if fps > 0 else source_fps
+    # Output slot k (time k / out_fps) takes the input frame nearest to it: input frame n
+    # (time n / source_fps) fills every slot with k * ratio in [n - 0.5, n + 0.5).
+    ratio = source_fps / out_fps
+    frames, size = [], None
+    try:
+      for n, frame in enumerate(container.decode(stream)):
+        repeats = 0
+        while (len(frames) + repeats) * ratio < n + 0.5:
+          repeats += 1
+        if not repeats:
+          continue
+        if size is None:
+          size = resized_shape(frame.height, frame.width, short_side)
+        rgb = frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
+        frames.extend([_jpeg(rgb, jpeg_quality) if encode else rgb] * repeats)
+        if max_frames and len(frames) >= max_frames:
+          del frames[max_frames:]
+          break
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+      if not frames:
+        raise VideoError(f"undecodable: {e}") from e
+      # A truncated file: keep what decoded before the damage.
+  if not frames:
+    raise VideoError("no decodable frames")
+  return DecodedVideo(frames, out_fps, source_fps, size[0], size[1])
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+  return buffer.getvalue()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+  """uint8 (H, W, 3) -> JPEG bytes."""
+  return _jpeg(rgb, quality)
