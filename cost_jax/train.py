@@ -11,7 +11,6 @@ import functools
 import json
 import math
 import signal
-import sys
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from clu import metric_writers, periodic_actions
 from etils import epath
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cost_jax import evaluate, models, optim
@@ -207,6 +207,13 @@ class _Preemption:
     logging.warning("SIGTERM received: saving a checkpoint and stopping")
     self.requested = True
 
+  def reached(self, step: int) -> bool:
+    """Whether to stop after `step`. Hosts get SIGTERM at different moments; on several
+    hosts JAX's preemption service picks one step at which all of them stop together."""
+    if jax.process_count() > 1:
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self.requested
+
   def __exit__(self, *exc):
     if self._previous is not None:
       signal.signal(signal.SIGTERM, self._previous)
@@ -226,15 +233,12 @@ def write_run_info(exp: Experiment, workdir: epath.Path):
       "fps": (info.metadata or {}).get("fps", 0.0)}, indent=1))
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       stop_after_steps: int | None = None) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains, validates, checkpoints and tests; returns the test results.
 
-  Args:
-    stop_after_steps: stop (with a checkpoint) after this many steps of *this call*, as a
-      preemption would; for tests and for splitting a run into pieces.
   Returns:
-    The contents of `results.json` ({} when stopped before the end).
+    The contents of `results.json`, or {} when a preemption (SIGTERM) stopped the run
+    early; running it again with the same workdir resumes.
   """
   workdir = epath.Path(workdir)
   exp = setup(config)
@@ -260,8 +264,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         state, metrics = step_fn(state, batch)
         pending.append(metrics)
         report(step)
-        preempt = preemption.requested or (stop_after_steps is not None and
-                                           step - start >= stop_after_steps)
+        preempt = preemption.reached(step)
         save = (step % config.checkpoint_every_steps == 0 or step == exp.num_steps
                 or preempt)
         if step % config.log_every_steps == 0 or save:
@@ -305,6 +308,3 @@ def _summarise(pending, step) -> dict:
         "config.optimizer.base_lr or check the data")
   return {f"train/{k}": float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
 
-
-if __name__ == "__main__":
-  sys.exit("run `python -m cost_jax.main --config=... --workdir=...`")
