@@ -1,6 +1,7 @@
 """Building TFDS datasets from real mp4 files: Kinetics, Moments in Time, video folders."""
 
 import json
+import math
 import os
 
 import numpy as np
@@ -109,19 +110,25 @@ def moments(tmp_path_factory):
   return builder
 
 
+def _check_build(builder, class_names, split_sizes, skipped):
+  """Class names, examples per split, and the video ids of the skip report."""
+  assert builder.info.features["label"].names == list(class_names)
+  for split, size in split_sizes.items():
+    assert builder.info.splits[split].num_examples == size
+  report = json.loads((builder.data_path / "skipped.json").read_text())
+  assert {r["video_id"] for r in report} == set(skipped)
+
+
 def test_moments_in_time_layout(moments):
-  assert moments.info.features["label"].names == list(CLASSES)
-  assert moments.info.splits["train"].num_examples == 4
-  assert moments.info.splits["validation"].num_examples == 2
-  report = json.loads((moments.data_path / "skipped.json").read_text())
-  assert {r["video_id"] for r in report} == {"juggling/bad.mp4", "bowling/absent.mp4"}
+  _check_build(moments, CLASSES, {"train": 4, "validation": 2},
+               {"juggling/bad.mp4", "bowling/absent.mp4"})
   for ex in _examples(moments, "train"):
     yid = ex["video_id"].decode().split("/")[1][:11]
     n, fps = next((v[2], v[5]) for v in VIDEOS if v[0] == yid)
     assert ex["fps"] == 10.0
-    # Resampled to 10 fps: one frame per 0.1 s of the video, nearest frame first.
-    assert ex["num_frames"] == len(np.arange(0, n / fps - 1e-9, 0.1)) or \
-        abs(int(ex["num_frames"]) - n * 10 / fps) <= 1
+    # Resampled to 10 fps with the nearest source frame for each output time k / 10:
+    # source frame n - 1 is the last, so k * fps / 10 < n - 0.5.
+    assert ex["num_frames"] == math.ceil((n - 0.5) / (fps / 10))
 
 
 @pytest.fixture(scope="module")
@@ -148,11 +155,8 @@ def folder_dataset(tmp_path_factory):
 
 
 def test_video_folder_layout(folder_dataset):
-  assert folder_dataset.info.features["label"].names == sorted(CLASSES)
-  assert folder_dataset.info.splits["train"].num_examples == 4
-  assert folder_dataset.info.splits["test"].num_examples == 2
-  report = json.loads((folder_dataset.data_path / "skipped.json").read_text())
-  assert [r["video_id"] for r in report] == ["juggling/v_broken.mp4"]
+  _check_build(folder_dataset, sorted(CLASSES), {"train": 4, "test": 2},
+               {"juggling/v_broken.mp4"})
   for ex in _examples(folder_dataset, "test"):
     assert ex["class_name"].decode() == CLASSES[ex["label"]]
     assert min(ex["video"].shape[1:3]) == SHORT_SIDE

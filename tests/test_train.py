@@ -163,3 +163,16 @@ def test_a_wrong_config_stops_before_compiling(synthetic_tiny, override, message
   config = tiny_config(synthetic_tiny, **override)
   with pytest.raises((ValueError, FileNotFoundError), match=message):
     train.setup(config)
+
+
+def test_init_from_an_imagenet_state_dict(synthetic_tiny, tmp_path):
+  import resnet2d_reference as ref
+  from safetensors.numpy import save_file
+  sd = ref.random_state_dict(blocks=(1, 1, 1, 1), width=8)
+  save_file(sd, str(tmp_path / "r2d.safetensors"))
+  config = tiny_config(synthetic_tiny, init_from=str(tmp_path / "r2d.safetensors"))
+  config.model.variant = "costa"
+  state = train.init_state(train.setup(config))
+  np.testing.assert_array_equal(state.params["res3_0"]["conv2"]["kernel"],
+                                np.transpose(sd["layer2.0.conv2.weight"], (2, 3, 1, 0)))
+  np.testing.assert_array_equal(state.batch_stats["stem_bn"]["var"], sd["bn1.running_var"])

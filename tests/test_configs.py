@@ -1,0 +1,33 @@
+"""Every config file loads, builds its model and names a dataset the pipeline knows."""
+
+import glob
+import importlib
+import os
+
+import pytest
+
+from cost_jax import models
+from cost_jax.data import pipeline
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs",
+                                                                          "*.py"))
+                 if not p.endswith("__init__.py"))
+
+
+def test_the_expected_configs_exist():
+  assert {"demo", "kinetics", "kinetics_r101", "moments_in_time"} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_is_complete(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  model = models.create_model(config.model)
+  assert model.variant in models.VARIANTS
+  assert config.dataset.name.split("/")[0] in pipeline.KNOWN_DATASETS
+  assert config.name and config.batch_size % 8 == 0
+  i = config.input
+  assert i.min_resize <= i.max_resize
+  assert i.crop_size <= min(i.eval_resize, i.test_crop_size)
+  assert i.num_test_crops in (1, 3) and len(i.mean) == len(i.std) == 3
+  assert config.optimizer.schedule in ("step", "cosine")
