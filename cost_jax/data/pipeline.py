@@ -233,13 +233,14 @@ def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
     raise DatasetNotFoundError(
         f"config.dataset.name={name!r} is not a known dataset: use one of "
         f"{', '.join(KNOWN_DATASETS)} (with a config, e.g. kinetics/400)")
+  if base == "synthetic_motion":  # the code's current version, generated if missing
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+      builder.download_and_prepare()
+    return builder
   built = _built_version_dir(data_dir, name)
   if built is not None:
     return tfds.builder_from_directory(os.fspath(built))
-  if base == "synthetic_motion":
-    builder = tfds.builder(name, data_dir=data_dir)
-    builder.download_and_prepare()
-    return builder
   raise DatasetNotFoundError(
       f"dataset {name!r} not found in {data_dir}: build it with `python -m "
       f"cost_jax.prepare {base} ... --data_dir={data_dir}` (see the README), or point "

@@ -5,11 +5,13 @@ noisy background: a disc moving horizontally, a bar rotating, a square growing o
 shrinking. The class is the direction of each: (right | left) x (clockwise |
 counter-clockwise) x (approaching | receding), 8 classes.
 
-Each segment's frames are a random trajectory played forwards or backwards, with the start
-drawn so that both directions give the same distribution of frames. So the *set* of frames
-of a video (and any single frame) has the same distribution for every class: only the
-order of frames tells the class, and a network that pools frames without regard to order
-stays at chance (1/8). Horizontal flips change the class (right <-> left, cw <-> ccw):
+Every trajectory is periodic with a uniformly random phase: the disc wraps around the
+frame, the bar's angle goes round the circle, the square's size cycles on a log scale
+(jumping back after its largest or smallest size). So each frame, and the set of frames
+of any sampled clip, has the same distribution for every class: only the order of frames
+tells the class, and a network that pools frames without regard to order cannot beat
+chance (1/8). (Bounded trajectories would leak: the smallest squares would then only
+appear early in "approach" clips, which a 2-D network can learn.) Horizontal flips change the class (right <-> left, cw <-> ccw):
 train with `config.input.flip = False`.
 
 Generated in-process: no files, no download; the `small` config builds in seconds.
@@ -44,16 +46,17 @@ def _grid(size):
 
 
 def _segment_translation(rng, size, n, forward):
+  """A disc moving horizontally, wrapping around the frame (a torus in x)."""
   y, x = _grid(size)
   r = rng.uniform(0.08, 0.12) * size
-  speed = rng.uniform(0.03, 0.05) * size
-  travel = speed * (n - 1)
-  x0 = rng.uniform(r, size - r - travel)
+  step = rng.uniform(0.03, 0.05) * size * (1 if forward else -1)
   cy = rng.uniform(r, size - r)
-  xs = x0 + speed * np.arange(n)
-  if not forward:
-    xs = xs[::-1]
-  return [((x - cx) ** 2 + (y - cy) ** 2) <= r ** 2 for cx in xs]
+  masks = []
+  for cx in (rng.uniform(0, size) + step * np.arange(n)) % size:
+    dx = np.abs(x - cx)
+    dx = np.minimum(dx, size - dx)
+    masks.append(dx ** 2 + (y - cy) ** 2 <= r ** 2)
+  return masks
 
 
 def _segment_rotation(rng, size, n, forward):
@@ -74,15 +77,14 @@ def _segment_rotation(rng, size, n, forward):
 
 
 def _segment_scaling(rng, size, n, forward):
+  """A square whose size cycles on a log scale: growing (approaching) or shrinking."""
   y, x = _grid(size)
-  s0 = rng.uniform(0.05, 0.1) * size
-  growth = rng.uniform(0.02, 0.03) * size
-  halves = s0 + growth * np.arange(n)
-  if not forward:
-    halves = halves[::-1]
-  s_max = s0 + growth * (n - 1)
-  cy, cx = rng.uniform(s_max, size - s_max, 2)
-  return [(np.abs(x - cx) <= h) & (np.abs(y - cy) <= h) for h in halves]
+  smallest, largest = 0.05 * size, 0.25 * size
+  step = rng.uniform(0.04, 0.06) * (1 if forward else -1)  # of a cycle per frame
+  cy, cx = rng.uniform(largest, size - largest, 2)
+  phases = (rng.uniform(0, 1) + step * np.arange(n)) % 1.0
+  return [(np.abs(x - cx) <= h) & (np.abs(y - cy) <= h)
+          for h in smallest * (largest / smallest) ** phases]
 
 
 def render_video(label: int, seed, size: int = 64, segment_frames: int = 8) -> np.ndarray:
@@ -106,8 +108,9 @@ def render_video(label: int, seed, size: int = 64, segment_frames: int = 8) -> n
 class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
   """Order-only video classes, generated in-process (see the module docstring)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "First version.",
+                   "1.1.0": "Periodic trajectories: no frame-order-free cue to the class."}
   BUILDER_CONFIGS = [
       SyntheticMotionConfig(name="small", description="1024/128/128 videos, 64x64"),
       SyntheticMotionConfig(name="tiny", description="64/16/24 videos, 32x32, for tests",
