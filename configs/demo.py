@@ -37,7 +37,7 @@ def get_config():
 
   config.batch_size = 32
   config.eval_batch_size = 32
-  config.num_epochs = 24
+  config.num_epochs = 32
   config.log_every_steps = 32
   config.eval_every_steps = 128
   config.checkpoint_every_steps = 128

@@ -8,7 +8,6 @@ and per video (softmax averaged over `num_clips x num_crops` views), with the st
 config name. Every video of the split is counted exactly once over all hosts.
 """
 
-import functools
 import json
 
 import jax

@@ -36,7 +36,7 @@ def _rate(ds, clips_per_element: int, clips: int) -> float:
 def raw_decode_dataset(builder, config, batch: int) -> tf.data.Dataset:
   """Reads the train records and decodes `num_frames` JPEGs of each, nothing else."""
   n = config.input.num_frames
-  ds = pipeline._read(builder, config.dataset.train_split).repeat()
+  ds = pipeline.read_records(builder, config.dataset.train_split).repeat()
   ds = ds.map(lambda ex: pipeline.decode_frames(ex["video"], tf.range(n) % tf.shape(
       ex["video"])[0]), num_parallel_calls=tf.data.AUTOTUNE)
   return ds.batch(batch).prefetch(tf.data.AUTOTUNE)

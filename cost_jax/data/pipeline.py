@@ -11,11 +11,12 @@ Three modes, driven by `config.dataset` and `config.input` (see `configs/kinetic
               short side `test_crop_size`; one element per video with all its views.
 
 Every element is a dict of numpy-able tensors: `video` uint8 pixels, `(T, H, W, 3)`
-(train, validation) or `(V, T, H, W, 3)` (test, V = clips x crops), `label` int32; evaluation elements add `index` int32 (the video's position in the whole split, so
-views and scores can be matched to videos) and `mask` float32 (0 marks padding, whose
-`index` is -1). Batches are per host:
-`(local_batch, ...)`. Train randomness is a function of (seed, host, epoch, position) only,
-so a run resumed at step s sees exactly the batches an uninterrupted run would.
+(train, validation) or `(V, T, H, W, 3)` (test, V = clips x crops), `label` int32;
+evaluation elements add `index` int32 (the video's position in the whole split, so views
+and scores can be matched to videos) and `mask` float32 (0 marks padding, whose `index`
+is -1). Batches are per host: `(local_batch, ...)`. Train randomness is a function of
+(seed, host, epoch, position) only, so a run resumed at step s sees exactly the batches
+an uninterrupted run would.
 
 The last step, `normalize` with DESIGN section 3's mean and std, runs on the accelerator
 inside the jitted steps: uint8 clips are a quarter of the bytes of float32 ones to batch
@@ -266,19 +267,17 @@ def host_split(builder, split: str, process_index: int | None = None,
   return HostSplit(parts[index], sizes[index], max(sizes), sum(sizes[:index]))
 
 
-def _read(builder, split, shuffle_files=False):
+def read_records(builder, split) -> tf.data.Dataset:
+  """`{'video': JPEG strings (frames,), 'label'}` of `split` in a fixed order, undecoded."""
   return builder.as_dataset(
-      split=split, shuffle_files=shuffle_files,
-      decoders={"video": tfds.decode.SkipDecoding()},
-      read_config=tfds.ReadConfig(interleave_cycle_length=1 if not shuffle_files else 16,
-                                  add_tfds_id=False),
+      split=split, shuffle_files=False, decoders={"video": tfds.decode.SkipDecoding()},
+      read_config=tfds.ReadConfig(interleave_cycle_length=1),
   ).map(lambda ex: {"video": ex["video"], "label": ex["label"]})
 
 
 def _deterministic():
   options = tf.data.Options()
   options.deterministic = True
-  options.threading.private_threadpool_size = 0
   return options
 
 
@@ -299,7 +298,7 @@ def train_dataset(builder, config, local_batch: int, start_step: int = 0,
                      f"the local batch {local_batch}: lower config.batch_size")
   consumed = start_step * local_batch
   first_epoch, offset = divmod(consumed, per_epoch)
-  base = _read(builder, part.split)
+  base = read_records(builder, part.split)
   seed = config.seed
 
   def epoch(e):
@@ -329,7 +328,7 @@ def eval_dataset(builder, config, split: str, local_batch: int, mode: str = "val
   part = host_split(builder, split, process_index, process_count)
   num_batches = max(1, math.ceil(part.max_host_examples / local_batch))
   preprocess = eval_preprocess if mode == "validation" else test_preprocess
-  ds = _read(builder, part.split).enumerate(part.offset).map(
+  ds = read_records(builder, part.split).enumerate(part.offset).map(
       lambda i, ex: {**preprocess(ex, config.input), "index": tf.cast(i, tf.int32),
                      "mask": tf.constant(1.0)}, num_parallel_calls=AUTOTUNE)
   padding = tf.data.Dataset.from_tensors(

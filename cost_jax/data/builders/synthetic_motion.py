@@ -1,18 +1,18 @@
 """`synthetic_motion`: clips whose class is only in the order of their frames.
 
 Every video has three segments of `segment_frames` frames, each with one object on a
-noisy background: a disc moving horizontally, a bar rotating, a square growing or
-shrinking. The class is the direction of each: (right | left) x (clockwise |
+noisy background: a disc moving horizontally, a bar rotating, rings expanding or
+contracting (the look of something approaching or receding). The class is the direction of each: (right | left) x (clockwise |
 counter-clockwise) x (approaching | receding), 8 classes.
 
-Every trajectory is periodic with a uniformly random phase: the disc wraps around the
-frame, the bar's angle goes round the circle, the square's size cycles on a log scale
-(jumping back after its largest or smallest size). So each frame, and the set of frames
-of any sampled clip, has the same distribution for every class: only the order of frames
-tells the class, and a network that pools frames without regard to order cannot beat
-chance (1/8). (Bounded trajectories would leak: the smallest squares would then only
-appear early in "approach" clips, which a 2-D network can learn.) Horizontal flips change the class (right <-> left, cw <-> ccw):
-train with `config.input.flip = False`.
+Every motion is periodic and continuous, with a uniformly random phase: the disc wraps
+around the frame (a torus), the bar's angle goes round the circle, the rings are born at
+the centre and leave at the rim. So each frame, and the set of frames of any sampled
+clip, has the same distribution for every class: only the order of frames tells the
+class, and a network that pools frames without regard to order cannot beat chance (1/8).
+(Bounded motions leak: a growing square's smallest sizes only appear early in "approach"
+clips, which a 2-D network learns; a size that cycles with jumps hides the direction.) Horizontal flips change
+the class (right <-> left, cw <-> ccw): train with `config.input.flip = False`.
 
 Generated in-process: no files, no download; the `small` config builds in seconds.
 """
@@ -77,14 +77,20 @@ def _segment_rotation(rng, size, n, forward):
 
 
 def _segment_scaling(rng, size, n, forward):
-  """A square whose size cycles on a log scale: growing (approaching) or shrinking."""
+  """Concentric rings in a disc, expanding (approaching) or contracting (receding).
+
+  Rings are born at the centre and leave at the rim, so the motion is periodic and
+  continuous: the ring phase advances by under a quarter of the spacing per sampled frame
+  (every 3rd), which keeps the direction free of aliasing.
+  """
   y, x = _grid(size)
-  smallest, largest = 0.05 * size, 0.25 * size
-  step = rng.uniform(0.04, 0.06) * (1 if forward else -1)  # of a cycle per frame
-  cy, cx = rng.uniform(largest, size - largest, 2)
-  phases = (rng.uniform(0, 1) + step * np.arange(n)) % 1.0
-  return [(np.abs(x - cx) <= h) & (np.abs(y - cy) <= h)
-          for h in smallest * (largest / smallest) ** phases]
+  outer = rng.uniform(0.25, 0.3) * size
+  spacing = rng.uniform(0.22, 0.28) * size
+  step = rng.uniform(0.018, 0.024) * size * (1 if forward else -1)  # pixels per frame
+  cy, cx = rng.uniform(outer, size - outer, 2)
+  radius = np.sqrt((x - cx) ** 2 + (y - cy) ** 2)
+  offsets = rng.uniform(0, spacing) + step * np.arange(n)
+  return [(radius <= outer) & (((radius - o) % spacing) < spacing / 2) for o in offsets]
 
 
 def render_video(label: int, seed, size: int = 64, segment_frames: int = 8) -> np.ndarray:
@@ -110,7 +116,7 @@ class SyntheticMotion(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {"1.0.0": "First version.",
-                   "1.1.0": "Periodic trajectories: no frame-order-free cue to the class."}
+                   "1.1.0": "Periodic, continuous motions: no order-free cue to the class."}
   BUILDER_CONFIGS = [
       SyntheticMotionConfig(name="small", description="1024/128/128 videos, 64x64"),
       SyntheticMotionConfig(name="tiny", description="64/16/24 videos, 32x32, for tests",
