@@ -24,6 +24,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from clu import metric_writers, periodic_actions
 from etils import epath
+from flax import traverse_util
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -219,12 +220,29 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def config_differences(old, new) -> list[str]:
+  """'field: old -> new' for every leaf that differs between two configs."""
+  flat = lambda c: {k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in traverse_util.flatten_dict(c.to_dict(), sep=".").items()}
+  a, b = flat(old), flat(new)
+  return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+          if a.get(k) != b.get(k)]
+
+
 def write_run_info(exp: Experiment, workdir: epath.Path):
   """The config and the class names, so evaluate and predict need only the workdir."""
   if jax.process_index() != 0:
     return
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(exp.config.to_json_best_effort(indent=1))
+  path = workdir / "config.json"
+  if path.exists():
+    saved = ml_collections.ConfigDict(json.loads(path.read_text()))
+    changed = config_differences(saved, exp.config)
+    if changed:
+      logging.warning("%s holds a run with another config; resuming it with this one. "
+                      "Changed: %s. Use a new --workdir to start afresh.", workdir,
+                      "; ".join(changed))
+  path.write_text(exp.config.to_json_best_effort(indent=1))
   info = exp.builder.info
   (workdir / "dataset.json").write_text(json.dumps({
       "name": exp.config.dataset.name,

@@ -176,3 +176,14 @@ def test_init_from_an_imagenet_state_dict(synthetic_tiny, tmp_path):
   np.testing.assert_array_equal(state.params["res3_0"]["conv2"]["kernel"],
                                 np.transpose(sd["layer2.0.conv2.weight"], (2, 3, 1, 0)))
   np.testing.assert_array_equal(state.batch_stats["stem_bn"]["var"], sd["bn1.running_var"])
+
+
+def test_config_differences_name_the_changed_fields():
+  old = demo.get_config()
+  new = demo.get_config()
+  new.optimizer.base_lr = 0.5
+  new.input.mean = (1.0, 2.0, 3.0)
+  assert train.config_differences(old, new) == [
+      "input.mean: [123.675, 116.28, 103.53] -> [1.0, 2.0, 3.0]",
+      "optimizer.base_lr: 0.1 -> 0.5"]
+  assert train.config_differences(old, demo.get_config()) == []
