@@ -50,14 +50,17 @@ def run_predictions(exp, state, split: str, mode: str):
   local_batch = exp.config.eval_batch_size // jax.process_count()
   ds, _ = pipeline.eval_dataset(exp.builder, exp.config, split, local_batch, mode)
 
-  def step(params, batch_stats, batch):
-    probs = predict_step(params, batch_stats, batch["video"], model=exp.model,
-                         input_config=exp.config.input)
-    return probs, batch["label"], batch["mask"]
+  if "predict" not in exp.compiled:
+    def step(params, batch_stats, batch):
+      probs = predict_step(params, batch_stats, batch["video"], model=exp.model,
+                           input_config=exp.config.input)
+      return probs, batch["label"], batch["mask"]
 
-  # Each host feeds its slice; the replicated outputs hold every host's examples.
-  step = jax.jit(step, in_shardings=(exp.replicated, exp.replicated, exp.data_sharding),
-                 out_shardings=exp.replicated)
+    # Each host feeds its slice; the replicated outputs hold every host's examples.
+    exp.compiled["predict"] = jax.jit(
+        step, in_shardings=(exp.replicated, exp.replicated, exp.data_sharding),
+        out_shardings=exp.replicated)
+  step = exp.compiled["predict"]
   probs, labels = [], []
   for batch in ds.as_numpy_iterator():
     batch = jax.tree.map(

@@ -53,6 +53,9 @@ class Experiment:
   num_steps: int
   schedule: optax.Schedule
   tx: optax.GradientTransformation
+  # Jitted steps built once per experiment (e.g. evaluation), so periodic validation
+  # does not recompile.
+  compiled: dict = dataclasses.field(default_factory=dict)
 
   @property
   def data_sharding(self):

@@ -160,3 +160,20 @@ def test_video_folder_layout(folder_dataset):
   for ex in _examples(folder_dataset, "test"):
     assert ex["class_name"].decode() == CLASSES[ex["label"]]
     assert min(ex["video"].shape[1:3]) == SHORT_SIDE
+
+
+def test_cache_names_are_unique_for_ids_that_sanitise_alike():
+  from cost_jax.data.builders.common import _cache_name
+  assert _cache_name("x_y/z.mp4") != _cache_name("x/y_z.mp4")
+  assert _cache_name("a/b.mp4").startswith("a_b.mp4.")
+
+
+def test_a_decoder_crash_is_a_skip_not_a_failed_build(tmp_path, monkeypatch):
+  from cost_jax.data.builders import common
+  def crash(*args, **kwargs):
+    raise MemoryError("out of memory in the decoder")
+  monkeypatch.setattr(common.video_io, "decode_video", crash)
+  cache = tmp_path / "v.pkl"
+  reason = common._decode_to_cache("any.mp4", str(cache), DecodeOptions())
+  assert reason == "decoder error MemoryError: out of memory in the decoder"
+  assert cache.exists()

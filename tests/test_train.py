@@ -187,3 +187,11 @@ def test_config_differences_name_the_changed_fields():
       "input.mean: [123.675, 116.28, 103.53] -> [1.0, 2.0, 3.0]",
       "optimizer.base_lr: 0.1 -> 0.5"]
   assert train.config_differences(old, demo.get_config()) == []
+
+
+def test_repeated_validation_compiles_once(synthetic_tiny):
+  exp = train.setup(tiny_config(synthetic_tiny))
+  state = train.init_state(exp)
+  first, second = evaluate.validate(exp, state), evaluate.validate(exp, state)
+  assert first == second
+  assert exp.compiled["predict"]._cache_size() == 1

@@ -9,6 +9,7 @@ cannot be decoded are skipped, never fatal, and listed with their reason in
 
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -64,6 +65,8 @@ def _decode_to_cache(path: str, cache_file: str, options: DecodeOptions) -> str 
     record = {"frames": video.frames, "fps": video.fps}
   except video_io.VideoError as e:
     record = {"skip": str(e)}
+  except Exception as e:  # noqa: BLE001  a decoder crash on one file must not stop the build
+    record = {"skip": f"decoder error {type(e).__name__}: {e}"}
   tmp = cache_file + ".tmp"
   with open(tmp, "wb") as f:
     pickle.dump(record, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -72,7 +75,9 @@ def _decode_to_cache(path: str, cache_file: str, options: DecodeOptions) -> str 
 
 
 def _cache_name(video_id: str) -> str:
-  return "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id) + ".pkl"
+  """A file name for `video_id`: readable, and unique through a hash of the exact id."""
+  readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)[-80:]
+  return f"{readable}.{hashlib.sha1(video_id.encode()).hexdigest()[:10]}.pkl"
 
 
 class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
