@@ -2,8 +2,9 @@
 
 Every video has three segments of `segment_frames` frames, each with one object on a
 noisy background: a disc moving horizontally, a bar rotating, rings expanding or
-contracting (the look of something approaching or receding). The class is the direction of each: (right | left) x (clockwise |
-counter-clockwise) x (approaching | receding), 8 classes.
+contracting (the look of something approaching or receding). The class is the direction
+of each: (right | left) x (clockwise | counter-clockwise) x (approaching | receding),
+8 classes.
 
 Every motion is periodic and continuous, with a uniformly random phase: the disc wraps
 around the frame (a torus), the bar's angle goes round the circle, the rings are born at
@@ -11,8 +12,9 @@ the centre and leave at the rim. So each frame, and the set of frames of any sam
 clip, has the same distribution for every class: only the order of frames tells the
 class, and a network that pools frames without regard to order cannot beat chance (1/8).
 (Bounded motions leak: a growing square's smallest sizes only appear early in "approach"
-clips, which a 2-D network learns; a size that cycles with jumps hides the direction.) Horizontal flips change
-the class (right <-> left, cw <-> ccw): train with `config.input.flip = False`.
+clips, which a 2-D network learns; a size that cycles with jumps hides the direction.)
+Horizontal flips change the class (right <-> left, cw <-> ccw): train with
+`config.input.flip = False`.
 
 Generated in-process: no files, no download; the `small` config builds in seconds.
 """
