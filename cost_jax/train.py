@@ -239,8 +239,7 @@ def write_run_info(exp: Experiment, workdir: epath.Path):
   workdir.mkdir(parents=True, exist_ok=True)
   path = workdir / "config.json"
   if path.exists():
-    saved = ml_collections.ConfigDict(json.loads(path.read_text()))
-    changed = config_differences(saved, exp.config)
+    changed = config_differences(evaluate.load_run_config(workdir), exp.config)
     if changed:
       logging.warning("%s holds a run with another config; resuming it with this one. "
                       "Changed: %s. Use a new --workdir to start afresh.", workdir,

@@ -79,7 +79,7 @@ def decode_video(path, short_side: int = 256, fps: float = 0.0, jpeg_quality: in
         if size is None:
           size = resized_shape(frame.height, frame.width, short_side)
         rgb = frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
-        frames.extend([_jpeg(rgb, jpeg_quality) if encode else rgb] * repeats)
+        frames.extend([encode_jpeg(rgb, jpeg_quality) if encode else rgb] * repeats)
         if max_frames and len(frames) >= max_frames:
           del frames[max_frames:]
           break
@@ -92,12 +92,8 @@ def decode_video(path, short_side: int = 256, fps: float = 0.0, jpeg_quality: in
   return DecodedVideo(frames, out_fps, source_fps, size[0], size[1])
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+  """uint8 (H, W, 3) -> JPEG bytes."""
   buffer = io.BytesIO()
   Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
   return buffer.getvalue()
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-  """uint8 (H, W, 3) -> JPEG bytes."""
-  return _jpeg(rgb, quality)
