@@ -45,30 +45,36 @@ def accuracy_metrics(probs: np.ndarray, labels: np.ndarray, num_classes: int) ->
           "mean_class_accuracy": float(np.mean(per_class))}
 
 
-def run_predictions(exp, state, split: str, mode: str):
-  """(probs (N, V, C), labels (N,)) over every example of `split`, padding removed."""
+def map_split(exp, state, split: str, mode: str, name: str, fn) -> dict:
+  """Runs `fn(params, batch_stats, batch) -> {key: (B, ...)}` over every example of
+  `split` (eval pipeline in `mode`) on all hosts; returns `{key: (N, ...)}` numpy arrays
+  with the padding removed. The jitted step is kept in `exp.compiled[name]`."""
   local_batch = exp.config.eval_batch_size // jax.process_count()
   ds, _ = pipeline.eval_dataset(exp.builder, exp.config, split, local_batch, mode)
-
-  if "predict" not in exp.compiled:
-    def step(params, batch_stats, batch):
-      probs = predict_step(params, batch_stats, batch["video"], model=exp.model,
-                           input_config=exp.config.input)
-      return probs, batch["label"], batch["mask"]
-
+  if name not in exp.compiled:
     # Each host feeds its slice; the replicated outputs hold every host's examples.
-    exp.compiled["predict"] = jax.jit(
-        step, in_shardings=(exp.replicated, exp.replicated, exp.data_sharding),
+    exp.compiled[name] = jax.jit(
+        lambda p, s, b: (fn(p, s, b), b["mask"]),
+        in_shardings=(exp.replicated, exp.replicated, exp.data_sharding),
         out_shardings=exp.replicated)
-  step = exp.compiled["predict"]
-  probs, labels = [], []
+  step, outputs = exp.compiled[name], []
   for batch in ds.as_numpy_iterator():
     batch = jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(exp.data_sharding, x), batch)
-    p, label, mask = jax.device_get(step(state.params, state.batch_stats, batch))
-    probs.append(p[mask > 0])
-    labels.append(label[mask > 0])
-  return np.concatenate(probs), np.concatenate(labels)
+    out, mask = jax.device_get(step(state.params, state.batch_stats, batch))
+    outputs.append(jax.tree.map(lambda x: x[mask > 0], out))
+  return jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
+
+
+def run_predictions(exp, state, split: str, mode: str):
+  """(probs (N, V, C), labels (N,)) over every example of `split`, padding removed."""
+  def fn(params, batch_stats, batch):
+    probs = predict_step(params, batch_stats, batch["video"], model=exp.model,
+                         input_config=exp.config.input)
+    return {"probs": probs, "label": batch["label"]}
+
+  out = map_split(exp, state, split, mode, "predict", fn)
+  return out["probs"], out["label"]
 
 
 def validate(exp, state) -> dict:

@@ -15,9 +15,6 @@ from ml_collections import config_flags
 
 from cost_jax import models
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
-
-
 def clip_shape(config, batch: int = 1) -> tuple[int, ...]:
   """`(batch, T, H, W, 3)` of a training clip under `config.input`."""
   return (batch, config.input.num_frames, config.input.crop_size, config.input.crop_size, 3)
@@ -47,13 +44,12 @@ def summarize(config) -> dict:
   _, state = jax.eval_shape(
       lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, x)
   outputs = {k: v[0].shape[1:] for k, v in state["intermediates"].items()
-             if k == "stem" or k.startswith("res") and "_" not in k}
+             if isinstance(v, tuple)}  # stage outputs (inner layers sow into sub-dicts)
   params = variables["params"]
   stages = []
-  for name in ("stem", "res2", "res3", "res4", "res5", "head"):
-    count = count_params([v for k, v in params.items()
-                          if k.startswith(name + "_") or k == name])
-    out = outputs.get(name, (config.model.num_classes,))
+  for name, prefixes in type(model).STAGES.items():
+    count = count_params([v for k, v in params.items() if k.startswith(prefixes)])
+    out = outputs.get(name, (model.num_classes,))
     stages.append((name, tuple(out), count))
   return {"params": count_params(params),
           "flops": forward_flops(model, variables, shape), "stages": stages}
@@ -61,10 +57,11 @@ def summarize(config) -> dict:
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = flags.FLAGS.config
   summary = summarize(config)
   m, i = config.model, config.input
-  print(f"model: ResNet-{m.depth} {m.variant}, width {m.width}, {m.num_classes} classes, "
+  family = "Inception-v1" if m.variant in models.inception3d.VARIANTS else f"ResNet-{m.depth}"
+  print(f"model: {family} {m.variant}, width {m.width}, {m.num_classes} classes, "
         f"clip {i.num_frames}x{i.crop_size}x{i.crop_size}, compute {m.dtype}")
   print(f"{'stage':8s}{'output (T, H, W, C)':>24s}{'params':>14s}")
   for name, out, count in summary["stages"]:
@@ -74,5 +71,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  # Defined here, not at import, so that other tools can import this module.
+  config_flags.DEFINE_config_file("config", None, "Experiment config file.")
   flags.mark_flags_as_required(["config"])
   app.run(main)

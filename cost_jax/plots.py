@@ -1,0 +1,63 @@
+"""The figures of the study and of the coefficient analysis, written as PNG files.
+
+Built on `matplotlib.figure.Figure`, not pyplot, so no backend is chosen or changed: safe
+on headless hosts and inside notebooks, whose own plots keep working.
+"""
+
+import io
+
+import numpy as np
+from etils import epath
+from matplotlib.figure import Figure
+
+VIEW_LABELS = ("H-W (space)", "T-W (time)", "T-H (time)")
+VIEW_COLOURS = ("#4c72b0", "#dd8452", "#c44e52")
+
+
+def _save(fig, path):
+  buffer = io.BytesIO()  # epath paths may be remote (gs://): write the bytes ourselves
+  fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+  epath.Path(path).write_bytes(buffer.getvalue())
+
+
+def accuracy_vs_params(study: dict, path):
+  """Video top-1 (%) against parameters, one labelled point per variant."""
+  fig = Figure(figsize=(6, 4))
+  ax = fig.subplots()
+  for r in study["variants"]:
+    x, y = r["params"] / 1e3, 100 * r["video_top1"]
+    ax.scatter(x, y, s=40)
+    ax.annotate(f"{r['variant']} ({r['gflops']:.2f} GFLOPs)", (x, y),
+                textcoords="offset points", xytext=(6, 4), fontsize=9)
+  ax.axhline(100 * study["chance"], color="grey", linestyle="--", linewidth=1)
+  ax.text(ax.get_xlim()[0], 100 * study["chance"] + 1.5, "chance", color="grey",
+          fontsize=8)
+  ax.set_xlabel("parameters (thousands)")
+  ax.set_ylabel("video top-1 (%)")
+  ax.set_ylim(0, 105)
+  ax.set_title(f"{study['dataset']}: {study['steps']} steps per variant")
+  ax.grid(alpha=0.3)
+  _save(fig, path)
+
+
+def coefficient_shares(analysis: dict, path):
+  """Stacked share of each view per CoST layer, shallow to deep, with the channel spread."""
+  layers = analysis["layers"]
+  means = np.array([layer["mean"] for layer in layers])        # (L, 3)
+  spread = np.array([layer["channel_std"] for layer in layers])
+  x = np.arange(len(layers))
+  fig = Figure(figsize=(max(5, 0.5 * len(layers) + 2), 4))
+  ax = fig.subplots()
+  bottom = np.zeros(len(layers))
+  for v in range(3):
+    ax.bar(x, means[:, v], bottom=bottom, color=VIEW_COLOURS[v], label=VIEW_LABELS[v],
+           yerr=spread[:, v], error_kw={"elinewidth": 0.8, "capsize": 2, "alpha": 0.6})
+    bottom += means[:, v]
+  ax.set_xticks(x, [layer["name"] for layer in layers], rotation=45, ha="right",
+                fontsize=8)
+  ax.set_ylim(0, 1)
+  ax.set_ylabel("share of the layer's output")
+  ax.set_title(f"{analysis['variant']} on {analysis['dataset']} ({analysis['source']})",
+               fontsize=10)
+  ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+  _save(fig, path)
