@@ -8,7 +8,8 @@ import optax
 import pytest
 
 from cost_jax import models
-from cost_jax.models import VARIANTS, ResNet3D, ResNetTiny
+from cost_jax.models import ResNet3D, ResNetTiny
+from cost_jax.models.resnet3d import VARIANTS
 
 # DESIGN section 2, 400 classes, BatchNorm scale and bias counted.
 R50_PARAMS = {"c2d": 24_327_632, "c3d": 29_013_456, "costa": 24_333_968,

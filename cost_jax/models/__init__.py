@@ -2,21 +2,26 @@
 
 import jax.numpy as jnp
 
+from cost_jax.models import inception3d, resnet3d
 from cost_jax.models.cost import CoST
-from cost_jax.models.resnet3d import (MARKED, VARIANTS, ResNet3D, ResNet50, ResNet101,
-                                      ResNetTiny)
+from cost_jax.models.inception3d import I3D, S3D, S3DG, InceptionV1Video
+from cost_jax.models.resnet3d import MARKED, ResNet3D, ResNet50, ResNet101, ResNetTiny
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# Every `config.model.variant`: the ResNet family (DESIGN section 2) and Inception-v1.
+VARIANTS = tuple(resnet3d.VARIANTS) + inception3d.VARIANTS
 
 
-def create_model(model_config, num_classes: int | None = None) -> ResNet3D:
+def create_model(model_config, num_classes: int | None = None):
   """Builds the network a `config.model` describes.
 
   Args:
-    model_config: fields `variant`, `depth`, `width`, `num_classes`, `dropout_rate`,
-      `dtype` ('float32' or 'bfloat16'), and optionally `cost_fused`, `bn_momentum`,
-      `zero_init_residual`, `remat`.
+    model_config: fields `variant`, `depth` (ResNets only), `width`, `num_classes`,
+      `dropout_rate`, `dtype` ('float32' or 'bfloat16'), and optionally `cost_fused`,
+      `bn_momentum`, `zero_init_residual`, `remat`.
     num_classes: overrides `model_config.num_classes` (the dataset knows it best).
+  Returns:
+    A `ResNet3D` or an `InceptionV1Video`.
   Raises:
     ValueError naming the config field and the valid values when one is wrong.
   """
@@ -24,18 +29,21 @@ def create_model(model_config, num_classes: int | None = None) -> ResNet3D:
   if m.variant not in VARIANTS:
     raise ValueError(f"config.model.variant={m.variant!r} is unknown: set it to one of "
                      f"{', '.join(sorted(VARIANTS))}")
-  if m.depth not in MARKED:
-    raise ValueError(f"config.model.depth={m.depth} is unknown: set it to one of "
-                     f"{', '.join(map(str, sorted(MARKED)))} (14 is the tiny preset)")
   if m.dtype not in DTYPES:
     raise ValueError(f"config.model.dtype={m.dtype!r} is unknown: set it to one of "
                      f"{', '.join(DTYPES)}")
+  common = dict(variant=m.variant, num_classes=num_classes or m.num_classes, width=m.width,
+                dropout_rate=m.dropout_rate, dtype=DTYPES[m.dtype])
+  if m.variant in inception3d.VARIANTS:
+    optional = {k: m[k] for k in ("bn_momentum", "remat") if k in m}
+    return InceptionV1Video(**common, **optional)
+  if m.depth not in MARKED:
+    raise ValueError(f"config.model.depth={m.depth} is unknown: set it to one of "
+                     f"{', '.join(map(str, sorted(MARKED)))} (14 is the tiny preset)")
   optional = {k: m[k] for k in ("cost_fused", "bn_momentum", "zero_init_residual", "remat")
               if k in m}
-  return ResNet3D(depth=m.depth, variant=m.variant,
-                  num_classes=num_classes or m.num_classes, width=m.width,
-                  dropout_rate=m.dropout_rate, dtype=DTYPES[m.dtype], **optional)
+  return ResNet3D(depth=m.depth, **common, **optional)
 
 
-__all__ = ["CoST", "ResNet3D", "ResNet50", "ResNet101", "ResNetTiny", "VARIANTS", "MARKED",
-           "create_model"]
+__all__ = ["CoST", "ResNet3D", "ResNet50", "ResNet101", "ResNetTiny", "InceptionV1Video",
+           "I3D", "S3D", "S3DG", "VARIANTS", "MARKED", "create_model"]

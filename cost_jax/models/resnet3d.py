@@ -138,6 +138,10 @@ class ResNet3D(nn.Module):
   zero_init_residual: bool = False
   remat: bool = False
 
+  # Top-level module prefixes of each stage, for `cost_jax.summary`.
+  STAGES = {"stem": ("stem_",), "res2": ("res2_",), "res3": ("res3_",), "res4": ("res4_",),
+            "res5": ("res5_",), "head": ("head",)}
+
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     if self.variant not in VARIANTS:
