@@ -76,6 +76,20 @@ def test_fused_kernel_has_19_taps_and_equals_views():
   assert int((k != 0).sum()) == 19
 
 
+@pytest.mark.parametrize("strides", [(1, 1, 1), (1, 2, 2)])
+def test_fused_path_gradients_equal_the_views_path(strides):
+  x = _input()
+  views, fused = CoST(5, "a", strides, fused=False), CoST(5, "a", strides, fused=True)
+  params = _params(views, x, jax.random.normal(jax.random.key(5), (3, 5)))
+
+  def grads(layer):
+    loss = lambda p, x: jnp.sum(jnp.sin(layer.apply({"params": p}, x)))
+    return jax.grad(loss, argnums=(0, 1))(params, x)
+
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+               grads(views), grads(fused))
+
+
 def test_alpha_initialisation():
   x = _input()
   params = _params(CoST(5, "a"), x)

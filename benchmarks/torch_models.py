@@ -1,0 +1,150 @@
+"""PyTorch reference: the ResNet-50 family of DESIGN section 2, for side-by-side timing.
+
+Written the way the authors' PyTorch release runs CoST: the shared `(O, I, 3, 3)` kernel
+viewed as three `conv3d` weights, three `conv3d` calls, then a weighted sum (CoST(a):
+softmax of `alpha`; CoST(b): max-pooled views -> fc1 -> fc2 -> softmax). Used only by
+`python -m cost_jax.benchmark --torch`; needs `pip install torch` (CPU or CUDA build).
+"""
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VARIANTS = ("c2d", "c3d", "c3d_full", "costa", "costb")
+MARKED = ((0, 1, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (1, 0, 1))  # R50, DESIGN section 2
+
+
+class CoST(nn.Module):
+  def __init__(self, c_in, c_out, stride, variant):
+    super().__init__()
+    self.variant, self.stride = variant, (1, stride, stride)
+    self.weight = nn.Parameter(torch.empty(c_out, c_in, 3, 3))
+    nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
+    if variant == "a":
+      self.alpha = nn.Parameter(torch.tensor([0.7, -0.7, -0.7])[:, None].repeat(1, c_out))
+    else:
+      self.fc1 = nn.Linear(c_out, c_out, bias=False)
+      self.fc2 = nn.Linear(3, 3, bias=False)
+
+  def forward(self, x):
+    w = self.weight
+    views = [F.conv3d(x, w.unsqueeze(2), stride=self.stride, padding=(0, 1, 1)),
+             F.conv3d(x, w.unsqueeze(3), stride=self.stride, padding=(1, 0, 1)),
+             F.conv3d(x, w.unsqueeze(4), stride=self.stride, padding=(1, 1, 0))]
+    if self.variant == "a":
+      a = torch.softmax(self.alpha, dim=0)                           # (3, O)
+      return sum(a[i].view(1, -1, 1, 1, 1) * v for i, v in enumerate(views))
+    pooled = torch.stack([v.amax(dim=(2, 3, 4)) for v in views], dim=1)  # (N, 3, O)
+    a = torch.softmax(self.fc2(self.fc1(pooled).transpose(1, 2)), dim=-1)  # (N, O, 3)
+    return sum(a[..., i].view(a.shape[0], -1, 1, 1, 1) * v for i, v in enumerate(views))
+
+
+class Bottleneck(nn.Module):
+  def __init__(self, c_in, width, stride, marked, variant):
+    super().__init__()
+    t1 = 3 if marked and variant == "c3d" else 1
+    self.conv1 = nn.Conv3d(c_in, width, (t1, 1, 1), padding=(t1 // 2, 0, 0), bias=False)
+    self.bn1 = nn.BatchNorm3d(width)
+    if marked and variant in ("costa", "costb"):
+      self.conv2 = CoST(width, width, stride, variant[-1])
+    else:
+      k = 3 if marked and variant == "c3d_full" else 1
+      self.conv2 = nn.Conv3d(width, width, (k, 3, 3), (1, stride, stride), (k // 2, 1, 1),
+                             bias=False)
+    self.bn2 = nn.BatchNorm3d(width)
+    self.conv3 = nn.Conv3d(width, 4 * width, 1, bias=False)
+    self.bn3 = nn.BatchNorm3d(4 * width)
+    self.downsample = None
+    if stride != 1 or c_in != 4 * width:
+      self.downsample = nn.Sequential(
+          nn.Conv3d(c_in, 4 * width, 1, (1, stride, stride), bias=False),
+          nn.BatchNorm3d(4 * width))
+
+  def forward(self, x):
+    y = F.relu(self.bn1(self.conv1(x)))
+    y = F.relu(self.bn2(self.conv2(y)))
+    y = self.bn3(self.conv3(y))
+    return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet50(nn.Module):
+  def __init__(self, variant="c2d", num_classes=400, width=64, dropout=0.5):
+    super().__init__()
+    if variant not in VARIANTS:
+      raise ValueError(f"no PyTorch reference for {variant!r}: one of {VARIANTS}")
+    self.stem = nn.Sequential(
+        nn.Conv3d(3, width, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
+        nn.BatchNorm3d(width), nn.ReLU(inplace=True),
+        nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
+    stages, c_in = [], width
+    for s, marked in enumerate(MARKED):
+      blocks = []
+      for b, m in enumerate(marked):
+        blocks.append(Bottleneck(c_in, width * 2 ** s, 2 if s > 0 and b == 0 else 1, m,
+                                 variant))
+        c_in = 4 * width * 2 ** s
+      stages.append(nn.Sequential(*blocks))
+    self.res2, self.res3, self.res4, self.res5 = stages
+    self.dropout = nn.Dropout(dropout)
+    self.fc = nn.Linear(c_in, num_classes)
+
+  def forward(self, x):                                   # (N, 3, T, H, W)
+    x = self.res2(self.stem(x))
+    x = F.max_pool3d(x, (2, 1, 1), (2, 1, 1))
+    x = self.res5(self.res4(self.res3(x)))
+    return self.fc(self.dropout(x.mean(dim=(2, 3, 4))))
+
+
+def benchmark(config, variant, batch, warmup, repeats, time_fn) -> dict:
+  """Forward and train-step timings of the PyTorch network under the same settings."""
+  i, o = config.input, config.optimizer
+  cuda = torch.cuda.is_available()
+  device = torch.device("cuda" if cuda else "cpu")
+  bf16 = config.model.dtype == "bfloat16"
+  model = ResNet50(variant, config.model.num_classes, config.model.width,
+                   config.model.dropout_rate).to(device)
+  model = model.to(memory_format=torch.channels_last_3d)
+  opt = torch.optim.SGD(model.parameters(), lr=o.base_lr, momentum=o.momentum,
+                        weight_decay=o.weight_decay)
+  video = torch.randint(0, 256, (batch, 3, i.num_frames, i.crop_size, i.crop_size),
+                        dtype=torch.uint8, device=device)
+  labels = torch.randint(0, config.model.num_classes, (batch,), device=device)
+  mean = torch.tensor(i.mean, device=device).view(1, 3, 1, 1, 1)
+  std = torch.tensor(i.std, device=device).view(1, 3, 1, 1, 1)
+  autocast = lambda: torch.autocast(device.type, torch.bfloat16, enabled=bf16)
+  sync = (lambda _: torch.cuda.synchronize()) if cuda else (lambda _: None)
+
+  def inputs():
+    x = (video.float() - mean) / std
+    return x.contiguous(memory_format=torch.channels_last_3d)
+
+  def forward():
+    model.eval()
+    with torch.no_grad(), autocast():
+      return model(inputs())
+
+  def train_step():
+    model.train()
+    with autocast():
+      loss = F.cross_entropy(model(inputs()).float(), labels)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip_norm)
+    opt.step()
+    return loss
+
+  start = time.perf_counter()
+  sync(forward())  # first call: kernel selection, allocations
+  first = time.perf_counter() - start
+  result = {"forward": time_fn(forward, sync, warmup, repeats).as_dict(),
+            "forward_compile_s": first}
+  start = time.perf_counter()
+  sync(train_step())
+  result["train_compile_s"] = time.perf_counter() - start
+  result["train"] = time_fn(train_step, sync, warmup, repeats).as_dict()
+  if cuda:
+    result["train_memory"] = {"device_peak_bytes": torch.cuda.max_memory_allocated()}
+  result["threads"] = torch.get_num_threads()
+  return result

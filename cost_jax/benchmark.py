@@ -1,0 +1,300 @@
+r"""Speed of the models: inference forward and the full training step, per variant.
+
+  python -m cost_jax.benchmark --config=configs/kinetics.py \
+      [--variants=c2d,c3d,c3d_full,r2plus1d,costa,costb] [--batch=32] [--dtype=bfloat16] \
+      [--clip=8,224] [--remat] [--torch] [--json=bench.json]
+
+For each variant, on whatever devices JAX sees (the batch is sharded over all of them), at
+the config's clip shape: compile time, median and spread (10th to 90th percentile) of the
+forward pass (`train=False`) and of the training step exactly as `cost_jax.train` runs it
+(forward, backward, clipping, weight decay, SGD update, BatchNorm statistics), clips/s,
+GFLOPs per clip from XLA's cost analysis, achieved TFLOP/s and its share of the device's
+peak, and memory: the device's peak where the backend reports it, else XLA's compiled
+estimate. On a CPU the "peak" is a large float32 matmul timed in the same run.
+
+Timing excludes compilation: each function is compiled first, run `--warmup` times, then
+timed `--repeats` times, blocking on its result each time. `--torch` also times the PyTorch
+reference networks of `benchmarks/torch_models.py` (ResNet-50 family, needs torch) with the
+same harness, so that JAX/PyTorch ratios come from one run. Results go to stdout as a table
+and to `--json`.
+"""
+
+import dataclasses
+import functools
+import json
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from cost_jax import evaluate, models, optim, train
+
+# Dense bfloat16 peak TFLOP/s per chip (vendor figures); float32 uses the same table only
+# for TPUs, where XLA runs float32 matmuls through bfloat16 passes by default.
+PEAK_TFLOPS = {
+    "TPU v2": 45.0, "TPU v3": 123.0, "TPU v4": 275.0, "TPU v5 lite": 197.0,
+    "TPU v5e": 197.0, "TPU v5p": 459.0, "TPU v5": 459.0, "TPU v6 lite": 918.0,
+    "TPU v6e": 918.0, "NVIDIA H100 80GB HBM3": 989.0, "NVIDIA H100": 989.0,
+    "NVIDIA H200": 989.0, "NVIDIA A100-SXM4-80GB": 312.0, "NVIDIA A100-SXM4-40GB": 312.0,
+    "NVIDIA A100": 312.0, "NVIDIA L4": 121.0, "NVIDIA A10G": 125.0, "Tesla V100": 125.0,
+}
+
+
+@dataclasses.dataclass
+class Timing:
+  median_s: float
+  p10_s: float
+  p90_s: float
+
+  def as_dict(self):
+    return dataclasses.asdict(self)
+
+
+def time_fn(fn: Callable[[], object], sync: Callable[[object], object], warmup: int,
+            repeats: int) -> Timing:
+  """Median and 10th/90th percentiles of `sync(fn())` wall time, after `warmup` calls."""
+  for _ in range(warmup):
+    sync(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    sync(fn())
+    times.append(time.perf_counter() - start)
+  return Timing(float(np.median(times)), float(np.percentile(times, 10)),
+                float(np.percentile(times, 90)))
+
+
+def device_peak_tflops(device, dtype: str) -> tuple[float | None, str]:
+  """(peak TFLOP/s of one device, where the figure comes from)."""
+  kind = device.device_kind
+  if device.platform == "cpu":
+    return measure_matmul_tflops(dtype), "measured: 4096x4096 matmul in this run"
+  if device.platform == "gpu" and dtype == "float32":
+    return None, f"no float32 peak listed for {kind}"
+  for name in sorted(PEAK_TFLOPS, key=len, reverse=True):
+    if kind.startswith(name) or name in kind:
+      return PEAK_TFLOPS[name], f"table: {name} dense bfloat16"
+  return None, f"no peak listed for {kind}"
+
+
+def measure_matmul_tflops(dtype: str, n: int = 4096) -> float:
+  a = jnp.ones((n, n), dtype)
+  matmul = jax.jit(lambda a: a @ a)
+  timing = time_fn(lambda: matmul(a), jax.block_until_ready, 1, 5)
+  return 2 * n ** 3 / timing.median_s / 1e12
+
+
+def _memory(compiled) -> dict:
+  """Peak device memory if the backend reports it, and XLA's compiled estimate."""
+  out = {}
+  stats = jax.local_devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    out["device_peak_bytes"] = int(stats["peak_bytes_in_use"])
+  try:
+    m = compiled.memory_analysis()
+    out["compiled_bytes"] = int(m.argument_size_in_bytes + m.output_size_in_bytes
+                                + m.temp_size_in_bytes - m.alias_size_in_bytes)
+  except (AttributeError, NotImplementedError, TypeError):
+    pass
+  return out
+
+
+def _flops(compiled) -> float:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older JAX: one dict per program
+    analysis = analysis[0]
+  return float(analysis.get("flops", 0.0)) if analysis else 0.0
+
+
+def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
+                  repeats: int) -> dict:
+  """Compile, then time the forward pass and the train step of `config.model`."""
+  i = config.input
+  model = models.create_model(config.model)
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  data, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+  schedule = optim.learning_rate_schedule(config.optimizer, batch, 100, 100)
+  tx = optim.create_optimizer(config.optimizer, schedule)
+  state = jax.jit(functools.partial(train.fresh_state, model, tx, config),
+                  out_shardings=replicated)(jax.random.key(0))
+  shape = (batch, i.num_frames, i.crop_size, i.crop_size, 3)
+  rng = np.random.default_rng(0)
+  video = jax.device_put(rng.integers(0, 256, shape, dtype=np.uint8), data)
+  labels = jax.device_put(rng.integers(0, model.num_classes, (batch,)), data)
+  results = {}
+
+  def forward(params, batch_stats, video):
+    return evaluate.predict_step(params, batch_stats, video, model=model, input_config=i)
+
+  start = time.perf_counter()
+  fwd = jax.jit(forward, in_shardings=(replicated, replicated, data)).lower(
+      state.params, state.batch_stats, video).compile()
+  results["forward_compile_s"] = time.perf_counter() - start
+  results["forward"] = time_fn(lambda: fwd(state.params, state.batch_stats, video),
+                               jax.block_until_ready, warmup, repeats).as_dict()
+  results["forward_gflops_per_clip"] = _flops(fwd) / batch / 1e9
+  results["forward_memory"] = _memory(fwd)
+
+  step = functools.partial(train.train_step, model=model, tx=tx, schedule=schedule,
+                           seed=0, input_config=i)
+  state_sharding = jax.tree.map(lambda _: replicated, state)
+  start = time.perf_counter()
+  compiled = jax.jit(step, in_shardings=(state_sharding, data),
+                     out_shardings=(state_sharding, replicated), donate_argnums=0).lower(
+                         state, {"video": video, "label": labels}).compile()
+  results["train_compile_s"] = time.perf_counter() - start
+  holder = [state]
+
+  def run_step():
+    holder[0], metrics = compiled(holder[0], {"video": video, "label": labels})
+    return metrics["loss"]
+
+  results["train"] = time_fn(run_step, jax.block_until_ready, warmup, repeats).as_dict()
+  results["train_gflops_per_clip"] = _flops(compiled) / batch / 1e9
+  results["train_memory"] = _memory(compiled)
+  return results
+
+
+def summarise(name: str, framework: str, r: dict, batch: int, peak: float | None,
+              num_devices: int) -> dict:
+  """Derived figures: clips/s and TFLOP/s (per device share of the peak)."""
+  row = {"name": name, "framework": framework, "batch": batch, **r}
+  for what in ("forward", "train"):
+    t = r[what]["median_s"]
+    row[f"{what}_clips_per_s"] = batch / t
+    gflops = r.get(f"{what}_gflops_per_clip")
+    if gflops:
+      tflops = gflops * batch / t / 1e3
+      row[f"{what}_tflops"] = tflops
+      if peak:
+        row[f"{what}_peak_fraction"] = tflops / (peak * num_devices)
+  return row
+
+
+def format_table(rows: list[dict]) -> str:
+  head = (f"{'model':22s}{'batch':>6s}{'fwd ms':>10s}{'fwd clips/s':>12s}{'step ms':>10s}"
+          f"{'(p10-p90)':>16s}{'step clips/s':>13s}{'GFLOPs/clip':>12s}{'TFLOP/s':>9s}"
+          f"{'% peak':>8s}{'memory MiB':>11s}")
+  lines = [head]
+  for r in rows:
+    t = r["train"]
+    memory = r.get("train_memory", {})
+    mib = memory.get("device_peak_bytes", memory.get("compiled_bytes"))
+    frac = r.get("train_peak_fraction")
+    gflops = r.get("train_gflops_per_clip")
+    spread = f"({t['p10_s'] * 1e3:.0f}-{t['p90_s'] * 1e3:.0f})"
+    gflops = f"{gflops:.2f}" if gflops else "-"
+    tflops = f"{r['train_tflops']:.3f}" if "train_tflops" in r else "-"
+    frac = f"{100 * frac:.1f}" if frac else "-"
+    mib = f"{mib / 2**20:.0f}" if mib else "-"
+    name = f"{r['framework']} {r['name']}"
+    lines.append(f"{name:22s}{r['batch']:>6d}{r['forward']['median_s'] * 1e3:>10.1f}"
+                 f"{r['forward_clips_per_s']:>12.1f}{t['median_s'] * 1e3:>10.1f}"
+                 f"{spread:>16s}{r['train_clips_per_s']:>13.1f}{gflops:>12s}{tflops:>9s}"
+                 f"{frac:>8s}{mib:>11s}")
+  return "\n".join(lines)
+
+
+def ratios(rows: list[dict]) -> dict:
+  """The ratios the README quotes, from the rows of one run."""
+  step = {(r["framework"], r["name"]): r["train"]["median_s"] for r in rows}
+  clips = {(r["framework"], r["name"]): r["train_clips_per_s"] for r in rows}
+  out = {}
+  for a, b in (("costa", "c3d_full"), ("costb", "costa"), ("costa", "c2d"),
+               ("c3d", "c2d")):
+    if ("jax", a) in step and ("jax", b) in step:
+      out[f"train_step_time {a}/{b}"] = step["jax", a] / step["jax", b]
+  for (framework, name), value in clips.items():
+    if framework == "jax" and ("torch", name) in clips:
+      out[f"train clips/s jax/torch {name}"] = value / clips["torch", name]
+  return out
+
+
+def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
+        with_torch: bool = False, json_path: str | None = None) -> dict:
+  """Benchmarks every variant; returns (and optionally writes) the JSON report."""
+  device = jax.devices()[0]
+  peak, peak_source = device_peak_tflops(device, config.model.dtype)
+  rows = []
+  for variant in variants:
+    c = ml_collections.ConfigDict(config.to_dict())
+    c.model.variant = variant
+    logging.info("benchmarking jax %s, batch %d", variant, batch)
+    rows.append(summarise(variant, "jax", benchmark_jax(c, batch, warmup, repeats), batch,
+                          peak, jax.device_count()))
+    print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+  if with_torch:
+    import torch_models  # benchmarks/torch_models.py, on sys.path via main()
+    for variant in variants:
+      if variant not in torch_models.VARIANTS:
+        continue
+      r = torch_models.benchmark(config, variant, batch, warmup, repeats, time_fn)
+      rows.append(summarise(variant, "torch", r, batch, None, 1))
+      print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+  i = config.input
+  report = {"device": device.device_kind, "platform": device.platform,
+            "num_devices": jax.device_count(), "jax_version": jax.__version__,
+            "dtype": config.model.dtype, "clip": [i.num_frames, i.crop_size, i.crop_size],
+            "batch": batch, "peak_tflops_per_device": peak, "peak_source": peak_source,
+            "remat": bool(config.model.get("remat", False)), "rows": rows,
+            "ratios": ratios(rows)}
+  print(f"\ndevice: {report['device']} x{report['num_devices']}, {report['dtype']}, clip "
+        f"{'x'.join(map(str, report['clip']))}, batch {batch}, peak "
+        f"{peak if peak is None else round(peak, 3)} TFLOP/s ({peak_source})")
+  print(format_table(rows))
+  for k, v in report["ratios"].items():
+    print(f"{k}: {v:.2f}")
+  if json_path:
+    from etils import epath
+    epath.Path(json_path).write_text(json.dumps(report, indent=1))
+    print(f"-> {json_path}")
+  return report
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  import os
+  import sys
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+  f = flags.FLAGS
+  config = f.config
+  if f.dtype:
+    config.model.dtype = f.dtype
+  if f.clip:
+    frames, size = (int(s) for s in f.clip.split(","))
+    config.input.num_frames, config.input.crop_size = frames, size
+  if f.remat:
+    config.model.remat = True
+  variants = f.variants.split(",") if f.variants else [config.model.variant]
+  unknown = [v for v in variants if v not in models.VARIANTS]
+  if unknown:
+    raise app.UsageError(f"--variants: unknown {unknown}; choose from "
+                         f"{', '.join(models.VARIANTS)}")
+  batch = f.batch or config.batch_size
+  if batch % jax.device_count():
+    raise app.UsageError(f"--batch={batch} must be a multiple of the "
+                         f"{jax.device_count()} devices")
+  run(config, variants, batch, f.warmup, f.repeats, f.torch, f.json)
+
+
+if __name__ == "__main__":
+  from ml_collections import config_flags
+  config_flags.DEFINE_config_file("config", None, "Experiment config (model and input).")
+  flags.DEFINE_string("variants", None, "Comma-separated variants (default: the config's).")
+  flags.DEFINE_integer("batch", None, "Global batch (default: config.batch_size).")
+  flags.DEFINE_string("dtype", None, "Compute dtype, float32 or bfloat16 (default: the "
+                      "config's).")
+  flags.DEFINE_string("clip", None, "FRAMES,SIZE, overriding config.input.")
+  flags.DEFINE_bool("remat", False, "Rematerialise each block in the backward pass.")
+  flags.DEFINE_bool("torch", False, "Also time benchmarks/torch_models.py (needs torch).")
+  flags.DEFINE_integer("warmup", 2, "Untimed runs after compilation.")
+  flags.DEFINE_integer("repeats", 10, "Timed runs.")
+  flags.DEFINE_string("json", None, "Where to write the JSON report.")
+  flags.mark_flags_as_required(["config"])
+  app.run(main)

@@ -1,0 +1,55 @@
+"""The model benchmark runs end to end and writes its report (no timing is asserted)."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from configs import demo
+from cost_jax import benchmark
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+
+
+def _tiny_config():
+  config = demo.get_config()
+  config.model.width = 8
+  config.input.num_frames, config.input.crop_size = 4, 16
+  return config
+
+
+def test_benchmark_writes_its_json_report(tmp_path):
+  path = tmp_path / "bench.json"
+  report = benchmark.run(_tiny_config(), ["c2d", "costb"], batch=8, warmup=0, repeats=2,
+                         json_path=str(path))
+  assert json.loads(path.read_text()) == json.loads(json.dumps(report))
+  assert report["num_devices"] == 8 and report["clip"] == [4, 16, 16]
+  assert report["peak_tflops_per_device"] > 0  # the CPU peak is measured in the run
+  assert [r["name"] for r in report["rows"]] == ["c2d", "costb"]
+  for row in report["rows"]:
+    for what in ("forward", "train"):
+      t = row[what]
+      assert 0 < t["p10_s"] <= t["median_s"] <= t["p90_s"]
+      assert row[f"{what}_clips_per_s"] == pytest.approx(8 / t["median_s"])
+      assert row[f"{what}_gflops_per_clip"] > 0 and row[f"{what}_compile_s"] > 0
+    # A training step does more work than inference.
+    assert row["train_gflops_per_clip"] > 2 * row["forward_gflops_per_clip"]
+    assert row["train_memory"]["compiled_bytes"] > 0
+  assert "train_step_time costb/costa" not in report["ratios"]
+
+
+def test_time_fn_blocks_and_orders_percentiles():
+  calls = []
+  timing = benchmark.time_fn(lambda: calls.append(1), lambda _: calls.append(2), 1, 3)
+  assert calls == [1, 2] * 4
+  assert timing.p10_s <= timing.median_s <= timing.p90_s
+
+
+def test_torch_reference_has_the_papers_parameter_counts():
+  pytest.importorskip("torch")
+  import torch_models
+  counts = {v: sum(p.numel() for p in torch_models.ResNet50(v).parameters())
+            for v in ("c2d", "c3d", "costa", "costb")}
+  assert counts == {"c2d": 24327632, "c3d": 29013456, "costa": 24333968,
+                    "costb": 25085464}
