@@ -18,6 +18,17 @@ def _is_multihost() -> bool:
   return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
 
 
+def _distributed_args() -> dict:
+  """Explicit coordinator, process count and id (e.g. from launch/gpu/train_slurm.sbatch);
+  without them JAX detects the cluster (Cloud TPU, SLURM) by itself."""
+  env = os.environ
+  if not env.get("JAX_COORDINATOR_ADDRESS") or "JAX_PROCESS_ID" not in env:
+    return {}
+  return {"coordinator_address": env["JAX_COORDINATOR_ADDRESS"],
+          "num_processes": int(env["JAX_NUM_PROCESSES"]),
+          "process_id": int(env["JAX_PROCESS_ID"])}
+
+
 class _QuietLibraries:
   """Drops the INFO chatter of orbax and TFDS from absl's log; warnings still show."""
 
@@ -32,7 +43,7 @@ def prepare():
   # tf.data only needs the CPU; a TF that grabbed the GPU would starve JAX of memory.
   tf.config.set_visible_devices([], "GPU")
   if _is_multihost():
-    jax.distributed.initialize()
+    jax.distributed.initialize(**_distributed_args())
   logging.info("process %d of %d, %d local / %d global devices (%s)", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count(),
                jax.devices()[0].device_kind)

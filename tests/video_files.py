@@ -5,27 +5,20 @@ import os
 import av
 import numpy as np
 
+from cost_jax.data import video_io
+
 
 def write_video(path, num_frames, height, width, fps=25, seed=0):
   """An H.264 video whose frame t darkens from left to right, with a level rising in t.
 
   Any crop of any frame is brighter in its left half, so a flip is always visible.
   """
-  os.makedirs(os.path.dirname(path), exist_ok=True)
   rng = np.random.default_rng(seed)
-  with av.open(path, "w") as container:
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    for t in range(num_frames):
-      ramp = 150 * (1 - np.arange(width) / width)
-      frame = np.broadcast_to(40 + 2 * t + ramp[None, :, None], (height, width, 3))
-      frame = frame + rng.integers(0, 6, (height, width, 3))
-      frame = np.clip(frame, 0, 255).astype(np.uint8)  # at most 235 for t < 20
-      for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-        container.mux(packet)
-    for packet in stream.encode():
-      container.mux(packet)
-  return path
+  ramp = 150 * (1 - np.arange(width) / width)
+  frames = [np.broadcast_to(40 + 2 * t + ramp[None, :, None], (height, width, 3))
+            + rng.integers(0, 6, (height, width, 3)) for t in range(num_frames)]
+  # At most 235 for t < 20.
+  return video_io.write_video(path, np.clip(frames, 0, 255).astype(np.uint8), fps)
 
 
 def count_frames(path):
@@ -44,14 +37,4 @@ def write_corrupt(path):
 
 def write_rendered(path, frames, fps=25):
   """Writes uint8 frames `(T, H, W, 3)` as an H.264 mp4."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with av.open(path, "w") as container:
-    stream = container.add_stream("libx264", rate=fps)
-    stream.height, stream.width = frames.shape[1:3]
-    stream.pix_fmt = "yuv420p"
-    for frame in frames:
-      for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-        container.mux(packet)
-    for packet in stream.encode():
-      container.mux(packet)
-  return path
+  return video_io.write_video(path, frames, fps)

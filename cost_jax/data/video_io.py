@@ -1,10 +1,12 @@
-"""Reading videos with PyAV: decode, resize the short side, resample fps, encode JPEG.
+"""Videos with PyAV: decode, resize the short side, resample fps, encode JPEG; write mp4.
 
-Used by the dataset builders (in worker processes) and by `cost_jax.predict`.
+Used by the dataset builders (in worker processes), `cost_jax.predict` and the notebook.
 """
 
 import dataclasses
+import fractions
 import io
+import os
 
 import av
 import numpy as np
@@ -97,3 +99,19 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
   buffer = io.BytesIO()
   Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
   return buffer.getvalue()
+
+
+def write_video(path, frames: np.ndarray, fps: float = 25) -> str:
+  """Writes uint8 frames `(T, H, W, 3)` as an H.264 mp4 at `fps` (a local path)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with av.open(str(path), "w") as container:
+    rate = fractions.Fraction(fps).limit_denominator(1001)
+    stream = container.add_stream("libx264", rate=rate)
+    stream.height, stream.width = frames.shape[1:3]
+    stream.pix_fmt = "yuv420p"
+    for frame in frames:
+      for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
+  return str(path)
