@@ -10,6 +10,7 @@ import os
 
 import av
 import numpy as np
+from etils import epath
 from PIL import Image
 
 
@@ -51,6 +52,11 @@ def decode_video(path, short_side: int = 256, fps: float = 0.0, jpeg_quality: in
   Raises:
     VideoError: missing, empty, truncated to nothing, or undecodable.
   """
+  if isinstance(path, (str, os.PathLike)) and "://" in str(path):
+    try:  # gs:// and other remote paths: PyAV reads from a file object
+      path = epath.Path(path).open("rb")
+    except Exception as e:  # noqa: BLE001  gfile raises its own NotFoundError
+      raise VideoError(f"cannot open: {e}") from e
   try:
     container = av.open(path)
   except FileNotFoundError as e:

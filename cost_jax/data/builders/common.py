@@ -17,6 +17,7 @@ import pickle
 import sys
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 from tqdm import tqdm
@@ -67,10 +68,10 @@ def _decode_to_cache(path: str, cache_file: str, options: DecodeOptions) -> str 
     record = {"skip": str(e)}
   except Exception as e:  # noqa: BLE001  a decoder crash on one file must not stop the build
     record = {"skip": f"decoder error {type(e).__name__}: {e}"}
-  tmp = cache_file + ".tmp"
-  with open(tmp, "wb") as f:
-    pickle.dump(record, f, protocol=pickle.HIGHEST_PROTOCOL)
-  os.replace(tmp, cache_file)  # atomic: a cache file is always complete
+  # Written whole, then renamed: a cache file is always complete (local or gs://).
+  tmp = epath.Path(cache_file + f".tmp{os.getpid()}")
+  tmp.write_bytes(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+  tmp.replace(cache_file)
   return record.get("skip")
 
 
@@ -168,11 +169,12 @@ class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
 
 def index_video_files(root: str) -> dict[str, str]:
-  """Every video file below `root`, by file name without extension (first one wins)."""
+  """Every video file below `root` (local or gs://), by name without extension (the
+  first one wins)."""
   index = {}
-  for dirpath, _, files in os.walk(root):
+  for dirpath, _, files in sorted(tf.io.gfile.walk(str(root))):
     for name in sorted(files):
-      stem, ext = os.path.splitext(name)
-      if ext.lower() in VIDEO_EXTENSIONS:
-        index.setdefault(stem, os.path.join(dirpath, name))
+      path = epath.Path(dirpath) / name
+      if path.suffix.lower() in VIDEO_EXTENSIONS:
+        index.setdefault(path.stem, str(path))
   return index

@@ -9,7 +9,6 @@ datasets side by side with `--config_name` (e.g. `video_folder/ucf101`).
 
 import dataclasses
 import hashlib
-import os
 
 import tensorflow_datasets as tfds
 from etils import epath
@@ -23,16 +22,15 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
 
 
 def list_videos(root) -> dict[str, list[str]]:
-  """{class: [relative paths]} below `root`."""
+  """{class: [relative paths]} below `root` (local or gs://)."""
   classes = {}
-  for name in sorted(os.listdir(root)):
-    folder = os.path.join(root, name)
-    if not os.path.isdir(folder):
+  for folder in sorted(epath.Path(root).iterdir()):
+    if not folder.is_dir():
       continue
-    videos = sorted(os.path.join(name, f) for f in os.listdir(folder)
-                    if os.path.splitext(f)[1].lower() in VIDEO_EXTENSIONS)
+    videos = sorted(f"{folder.name}/{f.name}" for f in folder.iterdir()
+                    if f.suffix.lower() in VIDEO_EXTENSIONS)
     if videos:
-      classes[name] = videos
+      classes[folder.name] = videos
   if not classes:
     raise FileNotFoundError(f"no <class>/<video> files below {root}: check --videos")
   return classes
@@ -98,8 +96,8 @@ class VideoFolder(VideoDatasetBuilder):
       items[split] = []
       for rel in dict.fromkeys(paths):  # unique, in order
         cls = rel.replace("\\", "/").split("/")[0]
-        path = os.path.join(root, rel)
-        found = cls in label_of and os.path.exists(path)
+        path = str(epath.Path(root) / rel)
+        found = cls in label_of and epath.Path(path).exists()
         items[split].append(VideoItem(rel, path if found else None, label_of.get(cls, -1),
                                       cls))
     return items
