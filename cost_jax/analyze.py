@@ -25,6 +25,7 @@ from etils import epath
 from flax import traverse_util
 
 from cost_jax import evaluate, plots
+from cost_jax.data import pipeline
 from cost_jax.models.cost import VIEWS
 
 
@@ -48,8 +49,6 @@ def learned_coefficients(params) -> dict[str, np.ndarray]:
 def predicted_coefficients(exp, state, split: str) -> tuple[dict[str, np.ndarray],
                                                             np.ndarray]:
   """CoST(b): `({layer: (N, C, 3)}, labels (N,))` over the centred clip of every video."""
-  from cost_jax.data import pipeline
-
   def fn(params, batch_stats, batch):
     video = pipeline.normalize(batch["video"], exp.config.input.mean, exp.config.input.std)
     _, state = exp.model.apply({"params": params, "batch_stats": batch_stats}, video,

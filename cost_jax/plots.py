@@ -24,14 +24,18 @@ def accuracy_vs_params(study: dict, path):
   """Video top-1 (%) against parameters, one labelled point per variant."""
   fig = Figure(figsize=(6, 4))
   ax = fig.subplots()
-  for r in study["variants"]:
+  # Variants of near-equal size (c2d, CoST(a)) sit on top of each other: stagger labels.
+  offsets = [(6, 6), (6, -14), (6, 18), (6, -26)]
+  for i, r in enumerate(study["variants"]):
     x, y = r["params"] / 1e3, 100 * r["video_top1"]
     ax.scatter(x, y, s=40)
-    ax.annotate(f"{r['variant']} ({r['gflops']:.2f} GFLOPs)", (x, y),
-                textcoords="offset points", xytext=(6, 4), fontsize=9)
-  ax.axhline(100 * study["chance"], color="grey", linestyle="--", linewidth=1)
-  ax.text(ax.get_xlim()[0], 100 * study["chance"] + 1.5, "chance", color="grey",
-          fontsize=8)
+    ax.annotate(f"{r['variant']} ({r['gflops']:.3f} GFLOPs)", (x, y),
+                textcoords="offset points", xytext=offsets[i % len(offsets)], fontsize=9)
+  ax.margins(x=0.25)
+  chance = 100 * study["chance"]
+  ax.axhline(chance, color="grey", linestyle="--", linewidth=1)
+  ax.annotate("chance", (1, chance), xycoords=("axes fraction", "data"), ha="right",
+              va="bottom", color="grey", fontsize=8)
   ax.set_xlabel("parameters (thousands)")
   ax.set_ylabel("video top-1 (%)")
   ax.set_ylim(0, 105)

@@ -11,8 +11,8 @@ trains every variant of `config.study.variants` with the same config (only
   DIR/study.png   video top-1 against parameters, with the chance level
 
 Running it again resumes: finished variants are read back from their `results.json`, an
-interrupted one resumes from its last checkpoint. Works with any config that has a `study`
-block (`configs/study.add_study_fields`), Kinetics included.
+interrupted one resumes from its last checkpoint. Works with any config, Kinetics included:
+`--variants=c2d,c3d,costa,costb` sets the variants of a config without a `study` block.
 """
 
 import json
@@ -125,11 +125,17 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from cost_jax import runtime
   runtime.prepare()
-  run_study(flags.FLAGS.config, flags.FLAGS.workdir)
+  config = flags.FLAGS.config
+  if flags.FLAGS.variants:
+    config.study = ml_collections.ConfigDict(
+        {"variants": tuple(flags.FLAGS.variants.split(","))})
+  run_study(config, flags.FLAGS.workdir)
 
 
 if __name__ == "__main__":
   config_flags.DEFINE_config_file("config", None, "Study config file.")
   flags.DEFINE_string("workdir", None, "One subfolder per variant goes here.")
+  flags.DEFINE_string("variants", None, "Comma-separated variants; sets config.study "
+                      "(so any config works, e.g. configs/kinetics.py).")
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)
