@@ -105,7 +105,9 @@ def benchmark(config, variant, batch, warmup, repeats, time_fn) -> dict:
   bf16 = config.model.dtype == "bfloat16"
   model = ResNet50(variant, config.model.num_classes, config.model.width,
                    config.model.dropout_rate).to(device)
-  model = model.to(memory_format=torch.channels_last_3d)
+  for p in model.parameters():  # channels-last for the 5-D conv weights only
+    if p.dim() == 5:
+      p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
   opt = torch.optim.SGD(model.parameters(), lr=o.base_lr, momentum=o.momentum,
                         weight_decay=o.weight_decay)
   video = torch.randint(0, 256, (batch, 3, i.num_frames, i.crop_size, i.crop_size),

@@ -2,7 +2,7 @@ r"""Speed of the models: inference forward and the full training step, per varia
 
   python -m cost_jax.benchmark --config=configs/kinetics.py \
       [--variants=c2d,c3d,c3d_full,r2plus1d,costa,costb] [--batch=32] [--dtype=bfloat16] \
-      [--clip=8,224] [--remat] [--torch] [--json=bench.json]
+      [--clip=8,224] [--remat] [--torch] [--find_max_batch] [--json=bench.json]
 
 For each variant, on whatever devices JAX sees (the batch is sharded over all of them), at
 the config's clip shape: compile time, median and spread (10th to 90th percentile) of the
@@ -13,10 +13,12 @@ peak, and memory: the device's peak where the backend reports it, else XLA's com
 estimate. On a CPU the "peak" is a large float32 matmul timed in the same run.
 
 Timing excludes compilation: each function is compiled first, run `--warmup` times, then
-timed `--repeats` times, blocking on its result each time. `--torch` also times the PyTorch
-reference networks of `benchmarks/torch_models.py` (ResNet-50 family, needs torch) with the
-same harness, so that JAX/PyTorch ratios come from one run. Results go to stdout as a table
-and to `--json`.
+timed `--repeats` times, blocking on its result each time. `--find_max_batch` adds the
+largest batch whose training step fits in device memory (doubling from `--batch`; with
+`--remat` it shows what rematerialisation buys). `--torch` also times the PyTorch reference
+networks of `benchmarks/torch_models.py` (ResNet-50 family, needs torch) with the same
+harness, so that JAX/PyTorch ratios come from one run. Results go to stdout as a table and
+to `--json`.
 """
 
 import dataclasses
@@ -111,6 +113,43 @@ def _flops(compiled) -> float:
   return float(analysis.get("flops", 0.0)) if analysis else 0.0
 
 
+def _jit_train_step(model, tx, schedule, config, state, replicated, data):
+  """The training step exactly as `cost_jax.train` compiles it."""
+  step = functools.partial(train.train_step, model=model, tx=tx, schedule=schedule,
+                           seed=0, input_config=config.input)
+  state_sharding = jax.tree.map(lambda _: replicated, state)
+  return jax.jit(step, in_shardings=(state_sharding, data),
+                 out_shardings=(state_sharding, replicated), donate_argnums=0)
+
+
+def largest_batch(config, start: int, limit: int = 4096) -> tuple[int | None, str]:
+  """The largest power-of-two multiple of `start` whose train step XLA can fit in device
+  memory (from the compiled memory estimate; nothing is run), with a note."""
+  capacity = (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
+  if not capacity:
+    return None, "the backend reports no memory limit (CPU)"
+  i = config.input
+  model = models.create_model(config.model)
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  data, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+  schedule = optim.learning_rate_schedule(config.optimizer, start, 100, 100)
+  tx = optim.create_optimizer(config.optimizer, schedule)
+  state = jax.eval_shape(functools.partial(train.fresh_state, model, tx, config),
+                         jax.random.key(0))
+  best, batch = None, start
+  while batch <= limit:
+    shape = (batch, i.num_frames, i.crop_size, i.crop_size, 3)
+    inputs = {"video": jax.ShapeDtypeStruct(shape, jnp.uint8),
+              "label": jax.ShapeDtypeStruct((batch,), jnp.int32)}
+    compiled = _jit_train_step(model, tx, schedule, config, state, replicated,
+                               data).lower(state, inputs).compile()
+    need = _memory(compiled).get("compiled_bytes")
+    if need is None or need > 0.95 * capacity:
+      break
+    best, batch = batch, batch * 2
+  return best, f"compiled estimate against {capacity / 2**30:.1f} GiB per device"
+
+
 def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
                   repeats: int) -> dict:
   """Compile, then time the forward pass and the train step of `config.model`."""
@@ -140,13 +179,9 @@ def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
   results["forward_gflops_per_clip"] = _flops(fwd) / batch / 1e9
   results["forward_memory"] = _memory(fwd)
 
-  step = functools.partial(train.train_step, model=model, tx=tx, schedule=schedule,
-                           seed=0, input_config=i)
-  state_sharding = jax.tree.map(lambda _: replicated, state)
   start = time.perf_counter()
-  compiled = jax.jit(step, in_shardings=(state_sharding, data),
-                     out_shardings=(state_sharding, replicated), donate_argnums=0).lower(
-                         state, {"video": video, "label": labels}).compile()
+  compiled = _jit_train_step(model, tx, schedule, config, state, replicated, data).lower(
+      state, {"video": video, "label": labels}).compile()
   results["train_compile_s"] = time.perf_counter() - start
   holder = [state]
 
@@ -216,7 +251,8 @@ def ratios(rows: list[dict]) -> dict:
 
 
 def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
-        with_torch: bool = False, json_path: str | None = None) -> dict:
+        with_torch: bool = False, json_path: str | None = None,
+        find_max_batch: bool = False) -> dict:
   """Benchmarks every variant; returns (and optionally writes) the JSON report."""
   device = jax.devices()[0]
   peak, peak_source = device_peak_tflops(device, config.model.dtype)
@@ -227,6 +263,8 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
     logging.info("benchmarking jax %s, batch %d", variant, batch)
     rows.append(summarise(variant, "jax", benchmark_jax(c, batch, warmup, repeats), batch,
                           peak, jax.device_count()))
+    if find_max_batch:
+      rows[-1]["largest_batch"], rows[-1]["largest_batch_note"] = largest_batch(c, batch)
     print(format_table(rows[-1:]).splitlines()[-1], flush=True)
   if with_torch:
     import torch_models  # benchmarks/torch_models.py, on sys.path via main()
@@ -249,6 +287,10 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
   print(format_table(rows))
   for k, v in report["ratios"].items():
     print(f"{k}: {v:.2f}")
+  for r in rows:
+    if "largest_batch" in r:
+      print(f"largest batch that fits, {r['name']}: {r['largest_batch']} "
+            f"({r['largest_batch_note']})")
   if json_path:
     from etils import epath
     epath.Path(json_path).write_text(json.dumps(report, indent=1))
@@ -280,7 +322,7 @@ def main(argv):
   if batch % jax.device_count():
     raise app.UsageError(f"--batch={batch} must be a multiple of the "
                          f"{jax.device_count()} devices")
-  run(config, variants, batch, f.warmup, f.repeats, f.torch, f.json)
+  run(config, variants, batch, f.warmup, f.repeats, f.torch, f.json, f.find_max_batch)
 
 
 if __name__ == "__main__":
@@ -296,5 +338,7 @@ if __name__ == "__main__":
   flags.DEFINE_integer("warmup", 2, "Untimed runs after compilation.")
   flags.DEFINE_integer("repeats", 10, "Timed runs.")
   flags.DEFINE_string("json", None, "Where to write the JSON report.")
+  flags.DEFINE_bool("find_max_batch", False, "Also report the largest batch (doubling from "
+                    "--batch) whose train step fits in device memory (GPU, TPU).")
   flags.mark_flags_as_required(["config"])
   app.run(main)

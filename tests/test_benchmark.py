@@ -53,3 +53,27 @@ def test_torch_reference_has_the_papers_parameter_counts():
             for v in ("c2d", "c3d", "costa", "costb")}
   assert counts == {"c2d": 24327632, "c3d": 29013456, "costa": 24333968,
                     "costb": 25085464}
+  # The harness runs it end to end (a thin network, tiny clips).
+  result = torch_models.benchmark(_tiny_config(), "costb", 2, 0, 2, benchmark.time_fn)
+  assert 0 < result["train"]["median_s"] and 0 < result["forward"]["median_s"]
+
+
+def test_largest_batch_search_stops_at_the_memory_limit(monkeypatch):
+  class Device:
+    def __init__(self, limit):
+      self.limit = limit
+
+    def memory_stats(self):
+      return {"bytes_limit": self.limit} if self.limit else None
+
+  monkeypatch.setattr(benchmark.jax, "local_devices", lambda: [Device(None)])
+  assert benchmark.largest_batch(_tiny_config(), 8)[0] is None  # a CPU reports no limit
+  needs, measure = [], benchmark._memory
+  monkeypatch.setattr(benchmark, "_memory",
+                      lambda c: needs.append(measure(c)["compiled_bytes"]) or measure(c))
+  monkeypatch.setattr(benchmark.jax, "local_devices", lambda: [Device(2**40)])
+  assert benchmark.largest_batch(_tiny_config(), 8, limit=16)[0] == 16
+  assert needs[1] > needs[0] > 0                      # batch 16 needs more than batch 8
+  limit = (needs[0] + needs[1]) / 2 / 0.95            # fits batch 8, not batch 16
+  monkeypatch.setattr(benchmark.jax, "local_devices", lambda: [Device(limit)])
+  assert benchmark.largest_batch(_tiny_config(), 8, limit=64)[0] == 8
