@@ -33,11 +33,24 @@ def test_full_size_shapes_at_64x224x224(variant):
 
 
 @pytest.mark.parametrize("variant", inception3d.VARIANTS)
-def test_small_clip_forward(variant):
+def test_small_clip_shapes(variant):
   model = TINY(variant=variant)
-  x = jax.random.normal(jax.random.key(1), (2, 8, 32, 32, 3))
-  variables = model.init(jax.random.key(0), x)
-  logits = model.apply(variables, x)
+  x = jax.ShapeDtypeStruct((2, 8, 32, 32, 3), jnp.float32)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+  logits, state = jax.eval_shape(
+      lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, x)
+  assert logits.shape == (2, 5)
+  shapes = {k: v[0].shape for k, v in state["intermediates"].items()}
+  assert shapes == {"stem": (2, 4, 4, 4, 24), "mixed3": (2, 4, 4, 4, 60),
+                    "mixed4": (2, 2, 2, 2, 104), "mixed5": (2, 1, 1, 1, 128)}
+
+
+def test_i3d_runs_on_a_small_clip():
+  # S3D and S3D-G run in the inflation and gradient tests below.
+  model = TINY(variant="i3d")
+  x = jax.random.normal(jax.random.key(1), (2, 4, 16, 16, 3))
+  variables = jax.jit(model.init)(jax.random.key(0), x)
+  logits = jax.jit(model.apply)(variables, x)
   assert logits.shape == (2, 5) and np.all(np.isfinite(logits))
 
 
@@ -45,15 +58,15 @@ def test_every_parameter_gets_a_gradient():
   # S3D-G holds every kind of parameter of the family (its non-separable units are
   # I3D's code path); compiling I3D's gradient too would only cost CI time.
   model = TINY(variant="s3dg", dropout_rate=0.0)
-  x = jax.random.normal(jax.random.key(1), (2, 8, 32, 32, 3))
-  variables = model.init(jax.random.key(0), x)
+  x = jax.random.normal(jax.random.key(1), (2, 4, 16, 16, 3))
+  variables = jax.jit(model.init)(jax.random.key(0), x)
 
   def loss(params):
     logits, _ = model.apply({**variables, "params": params}, x, train=True,
                             mutable=["batch_stats"])
     return jnp.sum(logits ** 2)
 
-  grads = traverse_util.flatten_dict(jax.grad(loss)(variables["params"]), sep="/")
+  grads = traverse_util.flatten_dict(jax.jit(jax.grad(loss))(variables["params"]), sep="/")
   dead = [k for k, g in grads.items() if not np.any(np.asarray(g))]
   assert not dead, f"no gradient reaches {dead}"
 
@@ -103,11 +116,16 @@ def test_self_gating_is_sigmoid_of_pooled_features_times_features():
   np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
 
 
-def _inflated(variant, state_dict, shape):
+def _inflated(variant, state_dict, shape, abstract=False):
   model = TINY(variant=variant)
-  variables = model.init(jax.random.key(0), jnp.zeros(shape))
+  init = functools.partial(model.init, jax.random.key(0))
+  x = jnp.zeros(shape)
+  # Loading needs only shapes and dtypes; `abstract` skips computing the initial values.
+  variables = jax.eval_shape(init, x) if abstract else init(x)
   loaded, report = pretrained.load_imagenet(variables, state_dict)
-  return model, jax.tree.map(jnp.asarray, loaded), report
+  return model, jax.tree.map(
+      lambda v: jnp.asarray(v) if isinstance(v, (np.ndarray, jax.Array)) else v,
+      loaded), report
 
 
 def test_inflated_s3d_on_identical_frames_equals_the_2d_googlenet():
@@ -128,7 +146,7 @@ def test_inflated_s3d_on_identical_frames_equals_the_2d_googlenet():
 
 def test_i3d_inflation_repeats_kernels_over_time_divided_by_length():
   sd = ref.random_state_dict(width=8)
-  _, variables, report = _inflated("i3d", sd, (1, 8, 32, 32, 3))
+  _, variables, report = _inflated("i3d", sd, (1, 8, 32, 32, 3), abstract=True)
   params = variables["params"]
   stem = np.asarray(params["conv1"]["conv"]["kernel"])          # (7, 7, 7, 3, 8)
   assert stem.shape[0] == 7
@@ -147,4 +165,5 @@ def test_i3d_inflation_repeats_kernels_over_time_divided_by_length():
 def test_a_resnet_file_is_refused_for_an_inception_model():
   import resnet2d_reference
   with pytest.raises(ValueError, match="2-D resnet but the model is a googlenet"):
-    _inflated("s3dg", resnet2d_reference.random_state_dict(width=8), (1, 8, 32, 32, 3))
+    _inflated("s3dg", resnet2d_reference.random_state_dict(width=8), (1, 8, 32, 32, 3),
+              abstract=True)

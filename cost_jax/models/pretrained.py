@@ -215,8 +215,9 @@ def load_imagenet(variables: dict, state_dict: dict[str, np.ndarray]
   for path in flat["batch_stats"]:
     # An identity temporal conv after an inflated spatial one: make its BN exact too.
     if path.endswith("temporal_bn/var") and f"batch_stats/{path[:-15]}bn/var" in loaded:
-      flat["batch_stats"][path] = np.full_like(flat["batch_stats"][path],
-                                               1.0 - inception3d.BN_EPSILON)
+      old = flat["batch_stats"][path]
+      flat["batch_stats"][path] = np.full(old.shape, 1.0 - inception3d.BN_EPSILON,
+                                          old.dtype)
   kept = sorted(f"{c}/{p}" for c in flat for p in flat[c] if f"{c}/{p}" not in loaded)
   new = dict(variables)
   for c in flat:
