@@ -24,6 +24,8 @@ to `--json`.
 import dataclasses
 import functools
 import json
+import os
+import sys
 import time
 from typing import Callable
 
@@ -267,7 +269,10 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
       rows[-1]["largest_batch"], rows[-1]["largest_batch_note"] = largest_batch(c, batch)
     print(format_table(rows[-1:]).splitlines()[-1], flush=True)
   if with_torch:
-    import torch_models  # benchmarks/torch_models.py, on sys.path via main()
+    # benchmarks/torch_models.py lives beside the package, not in it.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                                    "benchmarks"))
+    import torch_models
     for variant in variants:
       if variant not in torch_models.VARIANTS:
         continue
@@ -301,9 +306,6 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  import os
-  import sys
-  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
   f = flags.FLAGS
   config = f.config
   if f.dtype:
