@@ -124,6 +124,15 @@ def _jit_train_step(model, tx, schedule, config, state, replicated, data):
                  out_shardings=(state_sharding, replicated), donate_argnums=0)
 
 
+def _setup(config, batch: int):
+  """(model, data sharding, replicated sharding, schedule, optimiser) on all devices."""
+  model = models.create_model(config.model)
+  mesh = Mesh(np.array(jax.devices()), ("data",))
+  schedule = optim.learning_rate_schedule(config.optimizer, batch, 100, 100)
+  return (model, NamedSharding(mesh, P("data")), NamedSharding(mesh, P()), schedule,
+          optim.create_optimizer(config.optimizer, schedule))
+
+
 def largest_batch(config, start: int, limit: int = 4096) -> tuple[int | None, str]:
   """The largest power-of-two multiple of `start` whose train step XLA can fit in device
   memory (from the compiled memory estimate; nothing is run), with a note."""
@@ -131,11 +140,7 @@ def largest_batch(config, start: int, limit: int = 4096) -> tuple[int | None, st
   if not capacity:
     return None, "the backend reports no memory limit (CPU)"
   i = config.input
-  model = models.create_model(config.model)
-  mesh = Mesh(np.array(jax.devices()), ("data",))
-  data, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
-  schedule = optim.learning_rate_schedule(config.optimizer, start, 100, 100)
-  tx = optim.create_optimizer(config.optimizer, schedule)
+  model, data, replicated, schedule, tx = _setup(config, start)
   state = jax.eval_shape(functools.partial(train.fresh_state, model, tx, config),
                          jax.random.key(0))
   best, batch = None, start
@@ -156,11 +161,7 @@ def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
                   repeats: int) -> dict:
   """Compile, then time the forward pass and the train step of `config.model`."""
   i = config.input
-  model = models.create_model(config.model)
-  mesh = Mesh(np.array(jax.devices()), ("data",))
-  data, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
-  schedule = optim.learning_rate_schedule(config.optimizer, batch, 100, 100)
-  tx = optim.create_optimizer(config.optimizer, schedule)
+  model, data, replicated, schedule, tx = _setup(config, batch)
   state = jax.jit(functools.partial(train.fresh_state, model, tx, config),
                   out_shardings=replicated)(jax.random.key(0))
   shape = (batch, i.num_frames, i.crop_size, i.crop_size, 3)

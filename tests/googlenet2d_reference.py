@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import resnet2d_reference
+
 # torchvision's GoogLeNet: (name, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj).
 BLOCKS = [("inception3a", 64, 96, 128, 16, 32, 32), ("inception3b", 128, 128, 192, 32, 96, 64),
           ("inception4a", 192, 96, 208, 16, 48, 64), ("inception4b", 160, 112, 224, 24, 64, 64),
@@ -47,18 +49,7 @@ def state_dict_shapes(width=64, num_classes=1000):
 
 
 def random_state_dict(seed=0, **kwargs):
-  rng = np.random.default_rng(seed)
-  sd = {}
-  for k, s in state_dict_shapes(**kwargs).items():
-    if k.endswith("num_batches_tracked"):
-      sd[k] = np.zeros(s, np.int64)
-    elif k.endswith("running_var"):
-      sd[k] = rng.uniform(0.5, 1.5, s).astype(np.float32)
-    elif k.endswith(".weight") and len(s) == 4:
-      sd[k] = (rng.normal(size=s) * np.sqrt(2.0 / (s[0] * s[2] * s[3]))).astype(np.float32)
-    else:
-      sd[k] = (rng.normal(size=s) * 0.1).astype(np.float32)
-  return sd
+  return resnet2d_reference.random_arrays(state_dict_shapes(**kwargs), seed)
 
 
 def _unit(x, sd, p, stride=1):

@@ -39,9 +39,14 @@ def state_dict_shapes(blocks=(3, 4, 6, 3), width=64, num_classes=1000):
 
 
 def random_state_dict(seed=0, **kwargs):
+  return random_arrays(state_dict_shapes(**kwargs), seed)
+
+
+def random_arrays(shapes, seed=0):
+  """A plausible state dict for `shapes`: He-scaled kernels, positive running variances."""
   rng = np.random.default_rng(seed)
   sd = {}
-  for k, s in state_dict_shapes(**kwargs).items():
+  for k, s in shapes.items():
     if k.endswith("num_batches_tracked"):
       sd[k] = np.zeros(s, np.int64)
     elif k.endswith("running_var"):
