@@ -169,3 +169,10 @@ def test_scripts_are_shellcheck_clean():
   result = subprocess.run([shellcheck, "-x", *scripts], capture_output=True, text=True,
                           cwd=ROOT)
   assert result.returncode == 0, result.stdout
+
+
+def test_help_lists_the_usage_and_every_setting_with_its_default(tmp_path):
+  out = run(f"{TPU}/supervise.sh", "--help", state=tmp_path).stdout
+  assert out.startswith("Runs a training job to completion")
+  assert "shellcheck" not in out and "set -euo" not in out
+  assert "ACCELERATOR_TYPE=v4-8" in out and "SPOT=0" in out and "MAX_ATTEMPTS=20" in out

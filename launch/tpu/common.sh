@@ -31,7 +31,7 @@ parse_flags() {
     case "$1" in
       --) shift; MAIN_ARGS=("$@"); return ;;
       -h|--help)
-        sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
+        awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"
         printf 'Settings (flag --lower-case-name=VALUE or environment variable):\n'
         for name in "${SETTINGS[@]}"; do printf '  %s=%s\n' "$name" "${!name}"; done
         exit 0 ;;
