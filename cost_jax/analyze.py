@@ -75,12 +75,7 @@ def analyze_workdir(workdir, split: str | None = None, per_class: bool = False) 
   from cost_jax import train  # train imports evaluate, which this module needs first
   workdir = epath.Path(workdir)
   config = evaluate.load_run_config(workdir)
-  exp = train.setup(config)
-  manager = train.checkpoint_manager(workdir, config)
-  if manager.latest_step() is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
-  state = train.restore_or_init(exp, manager)
-  manager.close()
+  exp, state = train.restore_latest(config, workdir)
   split = split or config.dataset.eval_split
   analysis = {"workdir": str(workdir), "variant": config.model.variant,
               "dataset": config.dataset.name, "step": int(state.step), "views": list(VIEWS)}

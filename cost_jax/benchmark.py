@@ -34,9 +34,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
+from etils import epath
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from cost_jax import evaluate, models, optim, train
+from cost_jax import evaluate, models, optim, summary, train
 
 # Dense bfloat16 peak TFLOP/s per chip (vendor figures); float32 uses the same table only
 # for TPUs, where XLA runs float32 matmuls through bfloat16 passes by default.
@@ -139,14 +140,12 @@ def largest_batch(config, start: int, limit: int = 4096) -> tuple[int | None, st
   capacity = (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
   if not capacity:
     return None, "the backend reports no memory limit (CPU)"
-  i = config.input
   model, data, replicated, schedule, tx = _setup(config, start)
   state = jax.eval_shape(functools.partial(train.fresh_state, model, tx, config),
                          jax.random.key(0))
   best, batch = None, start
   while batch <= limit:
-    shape = (batch, i.num_frames, i.crop_size, i.crop_size, 3)
-    inputs = {"video": jax.ShapeDtypeStruct(shape, jnp.uint8),
+    inputs = {"video": jax.ShapeDtypeStruct(summary.clip_shape(config, batch), jnp.uint8),
               "label": jax.ShapeDtypeStruct((batch,), jnp.int32)}
     compiled = _jit_train_step(model, tx, schedule, config, state, replicated,
                                data).lower(state, inputs).compile()
@@ -164,9 +163,9 @@ def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
   model, data, replicated, schedule, tx = _setup(config, batch)
   state = jax.jit(functools.partial(train.fresh_state, model, tx, config),
                   out_shardings=replicated)(jax.random.key(0))
-  shape = (batch, i.num_frames, i.crop_size, i.crop_size, 3)
   rng = np.random.default_rng(0)
-  video = jax.device_put(rng.integers(0, 256, shape, dtype=np.uint8), data)
+  video = jax.device_put(
+      rng.integers(0, 256, summary.clip_shape(config, batch), dtype=np.uint8), data)
   labels = jax.device_put(rng.integers(0, model.num_classes, (batch,)), data)
   results = {}
 
@@ -298,7 +297,6 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
       print(f"largest batch that fits, {r['name']}: {r['largest_batch']} "
             f"({r['largest_batch_note']})")
   if json_path:
-    from etils import epath
     epath.Path(json_path).write_text(json.dumps(report, indent=1))
     print(f"-> {json_path}")
   return report

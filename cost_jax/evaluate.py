@@ -126,11 +126,7 @@ def evaluate_workdir(workdir, num_clips: int | None = None,
     config.input.num_test_clips = num_clips
   if num_crops:
     config.input.num_test_crops = num_crops
-  exp = train.setup(config)
-  manager = train.checkpoint_manager(workdir, config)
-  if manager.latest_step() is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
-  state = train.restore_or_init(exp, manager)
+  exp, state = train.restore_latest(config, workdir)
   return test(exp, state, workdir)
 
 

@@ -87,8 +87,8 @@ def run_study(config, workdir) -> dict:
     The contents of study.json, or {} when a preemption stopped a variant (run again).
   """
   if "study" not in config:
-    raise ValueError("the config has no `study` block: use configs/study.py, or add one "
-                     "with configs.study.add_study_fields(config)")
+    raise ValueError("the config has no `study` block: use configs/study.py, pass "
+                     "--variants=..., or add one with configs.study.add_study_fields(config)")
   variants = list(config.study.variants)
   if not variants:
     raise ValueError("config.study.variants is empty: name at least one variant")
@@ -113,9 +113,10 @@ def run_study(config, workdir) -> dict:
            "device": jax.devices()[0].device_kind, "variants": rows}
   if jax.process_index() == 0:
     (workdir / "study.json").write_text(json.dumps(study, indent=1))
-    (workdir / "study.md").write_text(markdown_table(study))
+    table = markdown_table(study)
+    (workdir / "study.md").write_text(table)
     plots.accuracy_vs_params(study, workdir / "study.png")
-    print(markdown_table(study))
+    print(table)
     print(f"-> {workdir}/study.json, study.md, study.png")
   return study
 

@@ -187,6 +187,19 @@ def restore_or_init(exp: Experiment, manager: ocp.CheckpointManager) -> TrainSta
   return restore_state(manager, latest, exp.model, exp.tx, exp.config, exp.replicated)
 
 
+def restore_latest(config, workdir) -> tuple[Experiment, TrainState]:
+  """The experiment of `config` and the latest checkpoint of `workdir` (for tools that
+  read a finished or running training workdir); FileNotFoundError if there is none."""
+  exp = setup(config)
+  manager = checkpoint_manager(workdir, config)
+  try:
+    if manager.latest_step() is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
+    return exp, restore_or_init(exp, manager)
+  finally:
+    manager.close()
+
+
 def _as_dict(state: TrainState) -> dict:
   return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
           "opt_state": state.opt_state}

@@ -27,6 +27,11 @@ _DIMENSION_NUMBERS = ("NDHWC", "DHWIO", "NDHWC")
 kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
+def symmetric_padding(kernel: Sequence[int]) -> tuple[tuple[int, int], ...]:
+  """k // 2 on both sides of every axis: PyTorch's padding for odd kernels."""
+  return tuple((k // 2, k // 2) for k in kernel)
+
+
 def view_kernels(kernel: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The shared `(3, 3, I, O)` kernel as the three 3-D kernels `(t, h, w, I, O)`."""
   return kernel[None], kernel[:, None], kernel[:, :, None]

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cost_jax.models.cost import kaiming_fan_out
+from cost_jax.models.cost import kaiming_fan_out, symmetric_padding
 
 VARIANTS = ("i3d", "s3d", "s3dg")
 
@@ -96,15 +96,14 @@ class Unit(nn.Module):
   def __call__(self, x):
     kt, kh, kw = self.kernel
     st, sh, sw = self.strides
-    pad = lambda k: tuple((d // 2, d // 2) for d in k)
     if self.separable and kt > 1:
-      x = self.conv(self.features, (1, kh, kw), (1, sh, sw), pad((1, kh, kw)),
+      x = self.conv(self.features, (1, kh, kw), (1, sh, sw), symmetric_padding((1, kh, kw)),
                     name="conv")(x)
       x = nn.relu(self.norm(name="bn")(x))
-      x = self.conv(self.features, (kt, 1, 1), (st, 1, 1), pad((kt, 1, 1)),
+      x = self.conv(self.features, (kt, 1, 1), (st, 1, 1), symmetric_padding((kt, 1, 1)),
                     kernel_init=centre_identity_init, name="temporal_conv")(x)
       return nn.relu(self.norm(name="temporal_bn")(x))
-    x = self.conv(self.features, self.kernel, self.strides, pad(self.kernel),
+    x = self.conv(self.features, self.kernel, self.strides, symmetric_padding(self.kernel),
                   name="conv")(x)
     return nn.relu(self.norm(name="bn")(x))
 

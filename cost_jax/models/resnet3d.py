@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cost_jax.models.cost import CoST, kaiming_fan_out
+from cost_jax.models.cost import CoST, kaiming_fan_out, symmetric_padding
 
 # Per variant: (temporal kernel of conv1, kind of conv2) in a marked block.
 VARIANTS = {
@@ -52,9 +52,6 @@ def r2plus1d_mid_channels(c_in: int, c_out: int) -> int:
   return (27 * c_in * c_out) // (9 * c_in + 3 * c_out)
 
 
-def _pad(kernel: Sequence[int]) -> tuple[tuple[int, int], ...]:
-  return tuple((k // 2, k // 2) for k in kernel)
-
 
 class R2Plus1DConv(nn.Module):
   """1x3x3 conv to M channels, BN, ReLU, 3x1x1 conv (Tran et al. 2018)."""
@@ -67,9 +64,9 @@ class R2Plus1DConv(nn.Module):
   def __call__(self, x):
     mid = r2plus1d_mid_channels(x.shape[-1], self.features)
     s_t, s_h, s_w = self.strides
-    x = self.conv(mid, (1, 3, 3), (1, s_h, s_w), _pad((1, 3, 3)), name="spatial")(x)
+    x = self.conv(mid, (1, 3, 3), (1, s_h, s_w), symmetric_padding((1, 3, 3)), name="spatial")(x)
     x = nn.relu(self.norm(name="bn_mid")(x))
-    return self.conv(self.features, (3, 1, 1), (s_t, 1, 1), _pad((3, 1, 1)),
+    return self.conv(self.features, (3, 1, 1), (s_t, 1, 1), symmetric_padding((3, 1, 1)),
                      name="temporal")(x)
 
 
@@ -88,14 +85,14 @@ class Bottleneck(nn.Module):
   @nn.compact
   def __call__(self, x):
     residual = x
-    y = self.conv(self.width, (self.conv1_t, 1, 1), 1, _pad((self.conv1_t, 1, 1)),
+    y = self.conv(self.width, (self.conv1_t, 1, 1), 1, symmetric_padding((self.conv1_t, 1, 1)),
                   name="conv1")(x)
     y = nn.relu(self.norm(name="bn1")(y))
     strides = (1, self.stride, self.stride)
     if self.conv2_kind == "2d":
-      y = self.conv(self.width, (1, 3, 3), strides, _pad((1, 3, 3)), name="conv2")(y)
+      y = self.conv(self.width, (1, 3, 3), strides, symmetric_padding((1, 3, 3)), name="conv2")(y)
     elif self.conv2_kind == "3d":
-      y = self.conv(self.width, (3, 3, 3), strides, _pad((3, 3, 3)), name="conv2")(y)
+      y = self.conv(self.width, (3, 3, 3), strides, symmetric_padding((3, 3, 3)), name="conv2")(y)
     elif self.conv2_kind == "r2plus1d":
       y = R2Plus1DConv(self.width, strides, self.conv, self.norm, name="conv2")(y)
     else:
@@ -156,9 +153,9 @@ class ResNet3D(nn.Module):
     conv1_t, conv2_kind = VARIANTS[self.variant]
 
     x = x.astype(self.dtype)
-    x = conv(self.width, (1, 7, 7), (1, 2, 2), _pad((1, 7, 7)), name="stem_conv")(x)
+    x = conv(self.width, (1, 7, 7), (1, 2, 2), symmetric_padding((1, 7, 7)), name="stem_conv")(x)
     x = nn.relu(norm(name="stem_bn")(x))
-    x = nn.max_pool(x, (1, 3, 3), (1, 2, 2), _pad((1, 3, 3)))
+    x = nn.max_pool(x, (1, 3, 3), (1, 2, 2), symmetric_padding((1, 3, 3)))
     self.sow("intermediates", "stem", x)
     for stage, marked in enumerate(MARKED[self.depth]):
       for block, is_marked in enumerate(marked):
