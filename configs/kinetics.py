@@ -46,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.input.num_test_clips = 10
   config.input.num_test_crops = 3
   config.input.flip = True
+  config.input.resize_on_device = True  # train crops resized in the jitted step, not tf.data
   config.input.mean = (123.675, 116.28, 103.53)
   config.input.std = (58.395, 57.12, 57.375)
 

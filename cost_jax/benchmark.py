@@ -7,7 +7,9 @@ r"""Speed of the models: inference forward and the full training step, per varia
 For each variant, on whatever devices JAX sees (the batch is sharded over all of them), at
 the config's clip shape: compile time, median and spread (10th to 90th percentile) of the
 forward pass (`train=False`) and of the training step exactly as `cost_jax.train` runs it
-(forward, backward, clipping, weight decay, SGD update, BatchNorm statistics), clips/s,
+(forward, backward, clipping, weight decay, SGD update, BatchNorm statistics; the clips
+arrive at the crop size, so the input resize `cost_jax.data.benchmark` times is left
+out), clips/s,
 GFLOPs per clip from XLA's cost analysis, achieved TFLOP/s and its share of the device's
 peak, and memory: the device's peak where the backend reports it, else XLA's compiled
 estimate. On a CPU the "peak" is a large float32 matmul timed in the same run.

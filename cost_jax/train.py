@@ -126,7 +126,7 @@ def cross_entropy(logits, labels):
 def train_step(state: TrainState, batch, *, model, tx, schedule, seed, input_config):
   """One SGD step on a global batch; BatchNorm statistics are over the global batch."""
   dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
-  video = pipeline.normalize(batch["video"], input_config.mean, input_config.std)
+  video = pipeline.model_input(batch, input_config)
 
   def loss_fn(params):
     logits, new_vars = model.apply(

@@ -1,5 +1,7 @@
 """The tf.data pipeline over real shards: shapes, ranges, determinism, flips, coverage."""
 
+import pathlib
+
 import ml_collections
 import numpy as np
 import pytest
@@ -25,13 +27,50 @@ def _batches(ds, n):
   return [next(it) for _ in range(n)]
 
 
+def _pixels(batch, config):
+  """The clips the model sees, `model_input`, mapped back to pixel units."""
+  return np.asarray(pipeline.model_input(batch, config.input)) * STD + MEAN
+
+
 def test_train_shapes_dtypes_and_range(kinetics3):
   builder, _ = kinetics3
-  batch = _batches(pipeline.train_dataset(builder, _config(), 3), 2)[1]
+  config = _config()
+  batch = _batches(pipeline.train_dataset(builder, config, 3), 2)[1]
   assert batch["video"].shape == (3, 4, 24, 24, 3) and batch["video"].dtype == np.uint8
   assert batch["label"].dtype == np.int32 and set(batch["label"]) <= {0, 1, 2}
+  assert batch["side"].dtype == np.int32 and ((batch["side"] >= 1) &
+                                              (batch["side"] <= 24)).all()
+  for clip, side in zip(batch["video"], batch["side"]):
+    assert not clip[:, side:].any() and not clip[:, :, side:].any()  # padding only
+  assert pipeline.model_input(batch, config.input).dtype == np.float32
+  clips = _pixels(batch, config)
+  assert clips.shape == (3, 4, 24, 24, 3)
   # The test videos span about 40..210: real pixels, neither padding nor saturation.
-  assert 30 <= batch["video"].min() < 80 and 150 < batch["video"].max() <= 230
+  assert 30 <= clips.min() < 80 and 150 < clips.max() <= 230
+
+
+@pytest.mark.parametrize("side,size", [(7, 24), (17, 24), (24, 24), (24, 16), (19, 16)])
+def test_resize_windows_equals_tf_image_resize(side, size):
+  import tensorflow as tf
+  rng = np.random.default_rng(side)
+  video = rng.integers(0, 256, (2, 3, 24, 24, 3), dtype=np.uint8)
+  expected = tf.image.resize(video[:, :, :side, :side].reshape(6, side, side, 3),
+                             [size, size]).numpy().reshape(2, 3, size, size, 3)
+  out = np.asarray(pipeline.resize_windows(video, np.array([side, side]), size))
+  np.testing.assert_allclose(out, expected, atol=2e-3)
+
+
+def test_resize_on_device_equals_resize_on_host(kinetics3):
+  """Same seed, same windows and flips: the two paths differ only by the host's rounding
+  to uint8, and the device path is really taken (some windows are smaller than the crop)."""
+  on_host, on_device = _config(), _config()
+  on_host.input.resize_on_device = False
+  host = _batches(pipeline.train_dataset(builder := kinetics3[0], on_host, 4), 3)
+  device = _batches(pipeline.train_dataset(builder, on_device, 4), 3)
+  assert "side" not in host[0]
+  assert any((b["side"] < 24).any() for b in device)
+  for h, d in zip(host, device):
+    np.testing.assert_allclose(_pixels(d, on_device), _pixels(h, on_host), atol=0.5 + 1e-3)
 
 
 def test_normalize_uses_the_papers_mean_and_std():
@@ -90,10 +129,9 @@ def _left_minus_right(video):
 def test_flip_off_keeps_orientation_flip_on_mirrors_some(kinetics3):
   """The test videos are brighter on the left; only flips can put the bright side right."""
   builder, _ = kinetics3
-  kept = np.concatenate([_left_minus_right(b["video"]) for b in _batches(
-      pipeline.train_dataset(builder, _config(flip=False), 4), 6)])
-  flipped = np.concatenate([_left_minus_right(b["video"]) for b in _batches(
-      pipeline.train_dataset(builder, _config(flip=True), 4), 6)])
+  kept, flipped = [np.concatenate([_left_minus_right(_pixels(b, config)) for b in _batches(
+      pipeline.train_dataset(builder, config, 4), 6)])
+      for config in (_config(flip=False), _config(flip=True))]
   assert (kept > 0).all()
   assert (flipped < 0).any() and (flipped > 0).any()
 
@@ -124,3 +162,14 @@ def test_missing_dataset_error_names_the_fix(tmp_path):
   config.name = "imagenet2012"
   with pytest.raises(pipeline.DatasetNotFoundError, match="not a known dataset"):
     pipeline.get_builder(config)
+
+
+def test_pipeline_benchmark_measures_every_line(synthetic_tiny):
+  from cost_jax.data import benchmark
+  config = _config(clips=2, crops=1)
+  config.dataset.name = "synthetic_motion/tiny"
+  config.dataset.data_dir = str(pathlib.Path(synthetic_tiny.data_dir).parents[2])
+  rates = benchmark.measure(config, clips=8, batch=4)
+  assert all(rates[k] > 0 for k in ("train", "raw", "in_step", "test"))
+  table = benchmark.format_table(config, 4, rates)
+  assert "train, in the step: resize + normalise" in table and "test (2 views" in table

@@ -51,7 +51,9 @@ def test_training_steps_lower_the_loss_on_8_devices(synthetic_tiny):
   config = tiny_config(synthetic_tiny, **{"dataset.train_split": "train[:16]",
                                           "model.dropout_rate": 0.0,
                                           "optimizer.base_lr": 0.05,
-                                          "optimizer.schedule": "step"})
+                                          "optimizer.schedule": "step",
+                                          # windows of 21..24 pixels: resized in the step
+                                          "input.min_resize": 32, "input.max_resize": 36})
   exp = train.setup(config)
   state = train.init_state(exp)
   step_fn = train.compile_train_step(exp, state)
@@ -60,9 +62,10 @@ def test_training_steps_lower_the_loss_on_8_devices(synthetic_tiny):
   for _ in range(12):
     batch = train.global_batch(exp, next(data))
     assert len(batch["video"].sharding.device_set) == 8  # the batch is split over devices
+    assert batch["side"].shape == (16,) and int(batch["side"].min()) < 24
     state, metrics = step_fn(state, batch)
     losses.append(float(metrics["loss"]))
-  assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+  assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
   assert step_fn._cache_size() == 1  # compiled once, never again
   assert int(state.step) == 12
 
