@@ -25,7 +25,7 @@ from etils import epath
 from flax import traverse_util
 
 from cost_jax import evaluate, plots
-from cost_jax.data import pipeline
+from cost_jax.data import on_device
 from cost_jax.models.cost import VIEWS
 
 
@@ -50,7 +50,7 @@ def predicted_coefficients(exp, state, split: str) -> tuple[dict[str, np.ndarray
                                                             np.ndarray]:
   """CoST(b): `({layer: (N, C, 3)}, labels (N,))` over the centred clip of every video."""
   def fn(params, batch_stats, batch):
-    video = pipeline.model_input(batch, exp.config.input)
+    video = on_device.model_input(batch, exp.config.input)
     _, state = exp.model.apply({"params": params, "batch_stats": batch_stats}, video,
                                train=False, mutable=["intermediates"])
     flat = traverse_util.flatten_dict(state["intermediates"], sep="/")

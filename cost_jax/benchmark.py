@@ -39,7 +39,7 @@ from absl import app, flags, logging
 from etils import epath
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from cost_jax import evaluate, models, optim, summary, train
+from cost_jax import models, optim, steps, summary
 
 # Dense bfloat16 peak TFLOP/s per chip (vendor figures); float32 uses the same table only
 # for TPUs, where XLA runs float32 matmuls through bfloat16 passes by default.
@@ -120,7 +120,7 @@ def _flops(compiled) -> float:
 
 def _jit_train_step(model, tx, schedule, config, state, replicated, data):
   """The training step exactly as `cost_jax.train` compiles it."""
-  step = functools.partial(train.train_step, model=model, tx=tx, schedule=schedule,
+  step = functools.partial(steps.train_step, model=model, tx=tx, schedule=schedule,
                            seed=0, input_config=config.input)
   state_sharding = jax.tree.map(lambda _: replicated, state)
   return jax.jit(step, in_shardings=(state_sharding, data),
@@ -143,7 +143,7 @@ def largest_batch(config, start: int, limit: int = 4096) -> tuple[int | None, st
   if not capacity:
     return None, "the backend reports no memory limit (CPU)"
   model, data, replicated, schedule, tx = _setup(config, start)
-  state = jax.eval_shape(functools.partial(train.fresh_state, model, tx, config),
+  state = jax.eval_shape(functools.partial(steps.fresh_state, model, tx, config),
                          jax.random.key(0))
   best, batch = None, start
   while batch <= limit:
@@ -163,7 +163,7 @@ def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
   """Compile, then time the forward pass and the train step of `config.model`."""
   i = config.input
   model, data, replicated, schedule, tx = _setup(config, batch)
-  state = jax.jit(functools.partial(train.fresh_state, model, tx, config),
+  state = jax.jit(functools.partial(steps.fresh_state, model, tx, config),
                   out_shardings=replicated)(jax.random.key(0))
   rng = np.random.default_rng(0)
   video = jax.device_put(
@@ -172,7 +172,7 @@ def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
   results = {}
 
   def forward(params, batch_stats, video):
-    return evaluate.predict_step(params, batch_stats, video, model=model, input_config=i)
+    return steps.predict_step(params, batch_stats, video, model=model, input_config=i)
 
   start = time.perf_counter()
   fwd = jax.jit(forward, in_shardings=(replicated, replicated, data)).lower(

@@ -11,24 +11,13 @@ config name. Every video of the split is counted exactly once over all hosts.
 import json
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from etils import epath
 
+from cost_jax import steps
 from cost_jax.data import pipeline
-
-
-def predict_step(params, batch_stats, video, *, model, input_config):
-  """Softmax over classes, `(B, V, C)`, for uint8 `(B, T, H, W, 3)` or
-  `(B, V, T, H, W, 3)` clips."""
-  video = pipeline.normalize(video, input_config.mean, input_config.std)
-  views = video if video.ndim == 6 else video[:, None]
-  b, v = views.shape[:2]
-  logits = model.apply({"params": params, "batch_stats": batch_stats},
-                       views.reshape((b * v,) + views.shape[2:]), train=False)
-  return jax.nn.softmax(logits.astype(jnp.float32)).reshape(b, v, -1)
 
 
 def topk_correct(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -69,7 +58,7 @@ def map_split(exp, state, split: str, mode: str, name: str, fn) -> dict:
 def run_predictions(exp, state, split: str, mode: str):
   """(probs (N, V, C), labels (N,)) over every example of `split`, padding removed."""
   def fn(params, batch_stats, batch):
-    probs = predict_step(params, batch_stats, batch["video"], model=exp.model,
+    probs = steps.predict_step(params, batch_stats, batch["video"], model=exp.model,
                          input_config=exp.config.input)
     return {"probs": probs, "label": batch["label"]}
 

@@ -19,7 +19,7 @@ from absl import app, flags
 from etils import epath
 from jax.sharding import SingleDeviceSharding
 
-from cost_jax import evaluate, models, optim, train
+from cost_jax import evaluate, models, optim, steps, train
 from cost_jax.data import pipeline, video_io
 
 
@@ -43,7 +43,7 @@ class Predictor:
                                 SingleDeviceSharding(jax.local_devices()[0]))
     self.variables = {"params": state.params, "batch_stats": state.batch_stats}
     self.step = step
-    self._scores = jax.jit(lambda v, x: evaluate.predict_step(
+    self._scores = jax.jit(lambda v, x: steps.predict_step(
         v["params"], v["batch_stats"], x, model=self.model,
         input_config=self.config.input)[0].mean(axis=0))
 

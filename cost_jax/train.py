@@ -14,9 +14,7 @@ import signal
 import time
 from typing import Any
 
-import flax
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -28,17 +26,9 @@ from flax import traverse_util
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from cost_jax import evaluate, models, optim
+from cost_jax import evaluate, models, optim, steps
 from cost_jax.data import pipeline
 from cost_jax.models import pretrained
-
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: Any
-  batch_stats: Any
-  opt_state: Any
 
 
 @dataclasses.dataclass
@@ -97,18 +87,10 @@ def setup(config) -> Experiment:
                     optim.create_optimizer(config.optimizer, schedule))
 
 
-def fresh_state(model, tx, config, key) -> TrainState:
-  """Initial parameters, BatchNorm statistics and optimiser state (pure; jit-able)."""
-  i = config.input
-  variables = model.init(key, jnp.zeros((1, i.num_frames, i.crop_size, i.crop_size, 3)))
-  return TrainState(jnp.zeros((), jnp.int32), variables["params"], variables["batch_stats"],
-                    tx.init(variables["params"]))
-
-
-def init_state(exp: Experiment) -> TrainState:
+def init_state(exp: Experiment) -> steps.TrainState:
   """Fresh parameters (optionally inflated from an ImageNet checkpoint), replicated."""
   c = exp.config
-  state = jax.jit(functools.partial(fresh_state, exp.model, exp.tx, c),
+  state = jax.jit(functools.partial(steps.fresh_state, exp.model, exp.tx, c),
                   out_shardings=exp.replicated)(jax.random.key(c.seed))
   if c.init_from:
     variables, report = pretrained.load_imagenet_file(
@@ -119,36 +101,11 @@ def init_state(exp: Experiment) -> TrainState:
   return state
 
 
-def cross_entropy(logits, labels):
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-
-def train_step(state: TrainState, batch, *, model, tx, schedule, seed, input_config):
-  """One SGD step on a global batch; BatchNorm statistics are over the global batch."""
-  dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
-  video = pipeline.model_input(batch, input_config)
-
-  def loss_fn(params):
-    logits, new_vars = model.apply(
-        {"params": params, "batch_stats": state.batch_stats}, video, train=True,
-        mutable=["batch_stats"], rngs={"dropout": dropout_key})
-    return cross_entropy(logits, batch["label"]), (logits, new_vars["batch_stats"])
-
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  metrics = {"loss": loss,
-             "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
-             "grad_norm": optax.global_norm(grads),
-             "learning_rate": schedule(state.step)}
-  return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
-
-
-def compile_train_step(exp: Experiment, state: TrainState):
+def compile_train_step(exp: Experiment, state: steps.TrainState):
   """The jitted, state-donating train step with explicit shardings."""
-  step = functools.partial(train_step, model=exp.model, tx=exp.tx, schedule=exp.schedule,
-                           seed=exp.config.seed, input_config=exp.config.input)
+  step = functools.partial(steps.train_step, model=exp.model, tx=exp.tx,
+                           schedule=exp.schedule, seed=exp.config.seed,
+                           input_config=exp.config.input)
   state_sharding = jax.tree.map(lambda _: exp.replicated, state)
   return jax.jit(step, in_shardings=(state_sharding, exp.data_sharding),
                  out_shardings=(state_sharding, exp.replicated), donate_argnums=0)
@@ -168,17 +125,17 @@ def checkpoint_manager(workdir, config) -> ocp.CheckpointManager:
                                            enable_async_checkpointing=True))
 
 
-def restore_state(manager, step, model, tx, config, sharding) -> TrainState:
+def restore_state(manager, step, model, tx, config, sharding) -> steps.TrainState:
   """The checkpoint of `step`, placed with `sharding` (any device count may read it)."""
-  abstract = jax.eval_shape(functools.partial(fresh_state, model, tx, config),
+  abstract = jax.eval_shape(functools.partial(steps.fresh_state, model, tx, config),
                             jax.random.key(0))
   target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
                         abstract)
   restored = manager.restore(step, args=ocp.args.StandardRestore(_as_dict(target)))
-  return TrainState(**restored)
+  return steps.TrainState(**restored)
 
 
-def restore_or_init(exp: Experiment, manager: ocp.CheckpointManager) -> TrainState:
+def restore_or_init(exp: Experiment, manager: ocp.CheckpointManager) -> steps.TrainState:
   """The latest checkpoint in the workdir if there is one, else a fresh state."""
   latest = manager.latest_step()
   if latest is None:
@@ -187,7 +144,7 @@ def restore_or_init(exp: Experiment, manager: ocp.CheckpointManager) -> TrainSta
   return restore_state(manager, latest, exp.model, exp.tx, exp.config, exp.replicated)
 
 
-def restore_latest(config, workdir) -> tuple[Experiment, TrainState]:
+def restore_latest(config, workdir) -> tuple[Experiment, steps.TrainState]:
   """The experiment of `config` and the latest checkpoint of `workdir` (for tools that
   read a finished or running training workdir); FileNotFoundError if there is none."""
   exp = setup(config)
@@ -200,7 +157,7 @@ def restore_latest(config, workdir) -> tuple[Experiment, TrainState]:
     manager.close()
 
 
-def _as_dict(state: TrainState) -> dict:
+def _as_dict(state: steps.TrainState) -> dict:
   return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats,
           "opt_state": state.opt_state}
 

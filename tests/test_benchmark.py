@@ -80,3 +80,15 @@ def test_largest_batch_search_stops_at_the_memory_limit(monkeypatch):
   limit = (needs[0] + needs[1]) / 2 / 0.95            # fits batch 8, not batch 16
   monkeypatch.setattr(benchmark.jax, "local_devices", lambda: [Device(limit)])
   assert benchmark.largest_batch(_tiny_config(), 8, limit=64)[0] == 8
+
+
+def test_benchmark_imports_without_the_tf_data_stack():
+  """The model benchmark must run on accelerator hosts that have JAX but no TensorFlow."""
+  import subprocess
+  code = ("import sys\n"
+          "for m in ('tensorflow', 'tensorflow_datasets', 'clu', 'av'): sys.modules[m] = None\n"
+          "import cost_jax.benchmark, cost_jax.steps")
+  root = os.path.dirname(os.path.dirname(__file__))
+  result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True)
+  assert result.returncode == 0, result.stderr[-2000:]

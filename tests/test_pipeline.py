@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs import demo
-from cost_jax.data import pipeline
+from cost_jax.data import on_device, pipeline
 
 MEAN, STD = np.array(demo.get_config().input.mean), np.array(demo.get_config().input.std)
 
@@ -29,7 +29,7 @@ def _batches(ds, n):
 
 def _pixels(batch, config):
   """The clips the model sees, `model_input`, mapped back to pixel units."""
-  return np.asarray(pipeline.model_input(batch, config.input)) * STD + MEAN
+  return np.asarray(on_device.model_input(batch, config.input)) * STD + MEAN
 
 
 def test_train_shapes_dtypes_and_range(kinetics3):
@@ -42,7 +42,7 @@ def test_train_shapes_dtypes_and_range(kinetics3):
                                               (batch["side"] <= 24)).all()
   for clip, side in zip(batch["video"], batch["side"]):
     assert not clip[:, side:].any() and not clip[:, :, side:].any()  # padding only
-  assert pipeline.model_input(batch, config.input).dtype == np.float32
+  assert on_device.model_input(batch, config.input).dtype == np.float32
   clips = _pixels(batch, config)
   assert clips.shape == (3, 4, 24, 24, 3)
   # The test videos span about 40..210: real pixels, neither padding nor saturation.
@@ -56,7 +56,7 @@ def test_resize_windows_equals_tf_image_resize(side, size):
   video = rng.integers(0, 256, (2, 3, 24, 24, 3), dtype=np.uint8)
   expected = tf.image.resize(video[:, :, :side, :side].reshape(6, side, side, 3),
                              [size, size]).numpy().reshape(2, 3, size, size, 3)
-  out = np.asarray(pipeline.resize_windows(video, np.array([side, side]), size))
+  out = np.asarray(on_device.resize_windows(video, np.array([side, side]), size))
   np.testing.assert_allclose(out, expected, atol=2e-3)
 
 
@@ -75,7 +75,7 @@ def test_resize_on_device_equals_resize_on_host(kinetics3):
 
 def test_normalize_uses_the_papers_mean_and_std():
   video = np.array([[0, 128, 255]], np.uint8).repeat(3, 0).T[None]  # (1, 3, 3)
-  out = np.asarray(pipeline.normalize(video, MEAN, STD))
+  out = np.asarray(on_device.normalize(video, MEAN, STD))
   assert out.dtype == np.float32
   np.testing.assert_allclose(out[0, :, 0], (np.array([0, 128, 255]) - MEAN[0]) / STD[0],
                              rtol=1e-6)

@@ -7,7 +7,7 @@ run, the rate at which a bare tf.data loop reads the same records and only runs
 `tf.io.decode_jpeg` on as many frames as the train pipeline decodes per clip. The ratio of
 the two times is the pipeline's overhead over raw decoding (sampling, cropping, resizing
 on the host where it happens there, flipping, batching). The train clips' last steps, run
-in the jitted train step (`pipeline.model_input`: the resize with
+in the jitted train step (`on_device.model_input`: the resize with
 `config.input.resize_on_device`, and the normalisation), are timed on their own on the
 first JAX device, and their rate is printed on a separate line.
 """
@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
-from cost_jax.data import pipeline
+from cost_jax.data import on_device, pipeline
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
 _CLIPS = flags.DEFINE_integer("clips", 2048, "Clips to time per measurement.")
@@ -49,7 +49,7 @@ def raw_decode_dataset(builder, config, batch: int) -> tf.data.Dataset:
 def device_rate(ds, input_config, clips: int) -> tuple[float, str]:
   """Clips/s of the jitted `model_input` on batches of `ds`, on the first JAX device."""
   batch = jax.device_put(next(ds.as_numpy_iterator()))
-  fn = jax.jit(lambda b: pipeline.model_input(b, input_config))
+  fn = jax.jit(lambda b: on_device.model_input(b, input_config))
   jax.block_until_ready(fn(batch))
   n = len(batch["video"])
   reps = max(1, clips // n)

@@ -19,10 +19,11 @@ is -1). Batches are per host: `(local_batch, ...)`. Train randomness is a functi
 (seed, host, epoch, position) only, so a run resumed at step s sees exactly the batches
 an uninterrupted run would.
 
-The last steps run on the accelerator inside the jitted steps (`model_input`): the train
-crop's bilinear resize (with `config.input.resize_on_device`, the default) and `normalize`
-with DESIGN section 3's mean and std. uint8 clips are a quarter of the bytes of float32
-ones to batch and to transfer, and the host is left with little beyond JPEG decoding.
+The last steps run on the accelerator inside the jitted steps (`cost_jax.data.on_device`):
+the train crop's bilinear resize (with `config.input.resize_on_device`, the default) and
+the normalisation with DESIGN section 3's mean and std. uint8 clips are a quarter of the
+bytes of float32 ones to batch and to transfer, and the host is left with little beyond
+JPEG decoding.
 """
 
 import dataclasses
@@ -30,7 +31,6 @@ import math
 import os
 
 import jax
-import jax.numpy as jnp
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
@@ -82,7 +82,7 @@ def decode_window(jpegs, indices, y, x, size, out_size: int, resize: bool = True
   frame is decoded. With `resize`, or when the window is larger than `out_size`, it is
   then resized (bilinear) frame by frame to s = `out_size`, which keeps the float
   intermediate small enough to stay in cache; otherwise s = `size` (it is resized on
-  the device, see `resize_windows`). Returns (frames, s)."""
+  the device, see `on_device.resize_windows`). Returns (frames, s)."""
   window = tf.stack([y, x, size, size])
   on_host = tf.logical_or(tf.constant(resize), size > out_size)
 
@@ -144,50 +144,6 @@ def to_uint8(frames):
   return tf.saturate_cast(frames + 0.5, tf.uint8)  # clamps, then truncates: rounds
 
 
-def normalize(video, mean, std):
-  """uint8 pixels -> float32 `(x - mean) / std`; runs on the accelerator, inside the
-  jitted train and evaluation steps (a JAX function, not a tf.data step)."""
-  return (jnp.asarray(video, jnp.float32) - jnp.asarray(mean)) / jnp.asarray(std)
-
-
-def _interpolation_matrix(side, size: int, padded: int):
-  """`(size, padded)` bilinear weights that resize the first `side` of `padded` samples
-  to `size`, with half-pixel centres and clamped edges, as `tf.image.resize` does."""
-  x = (jnp.arange(size, dtype=jnp.float32) + 0.5) * (side / size) - 0.5
-  x = jnp.clip(x, 0.0, side - 1.0)
-  low = jnp.floor(x)
-  frac = (x - low)[:, None]
-  high = jnp.minimum(low + 1, side - 1)
-  grid = jnp.arange(padded, dtype=jnp.float32)[None]
-  return (1 - frac) * (grid == low[:, None]) + frac * (grid == high[:, None])
-
-
-def resize_windows(video, side, size: int):
-  """float32 `(B, T, size, size, 3)`: the top-left `side[b]` x `side[b]` square of each
-  uint8 clip `(B, T, P, P, 3)` resized bilinearly to `size` (a JAX function).
-
-  The train pipeline ships its crops unresized, padded to P, when they are no larger
-  than the crop: the resize is two small matrix products per clip here, instead of the
-  costliest host step (about 40% of the pipeline's time on a CPU host).
-  """
-  padded = video.shape[-2]
-  m = jax.vmap(lambda s: _interpolation_matrix(s, size, padded))(
-      jnp.asarray(side, jnp.float32))
-  video = jnp.asarray(video, jnp.float32)
-  hp = jax.lax.Precision.HIGHEST  # TF32 / one-pass bf16 would move pixels by ~0.3 levels
-  rows = jnp.einsum("byp,btpqc->btyqc", m, video, precision=hp)
-  return jnp.einsum("bxq,btyqc->btyxc", m, rows, precision=hp)
-
-
-def model_input(batch, input_config):
-  """The float32 clips a model sees, from a batch of any mode: train crops still to be
-  resized (those with a `side`) are resized, then pixels are normalised."""
-  video = batch["video"]
-  if "side" in batch:
-    video = resize_windows(video, batch["side"], input_config.crop_size)
-  return normalize(video, input_config.mean, input_config.std)
-
-
 # ---------------------------------------------------------------------------- per mode
 
 def train_preprocess(example, seed, cfg):
@@ -198,8 +154,8 @@ def train_preprocess(example, seed, cfg):
   frames is decoded (only it) and resized to `crop_size`, in uint8 out. With
   `cfg.resize_on_device`, squares no larger than the crop are instead padded (zeros,
   bottom and right) to `crop_size` and their side is returned as `side` int32, for
-  `model_input` to resize on the accelerator; larger ones are resized here (`side` =
-  `crop_size`).
+  `on_device.model_input` to resize on the accelerator; larger ones are resized here
+  (`side` = `crop_size`).
   """
   jpegs = example["video"]
   n = tf.shape(jpegs)[0]
