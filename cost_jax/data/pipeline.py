@@ -85,10 +85,12 @@ def decode_window(jpegs, indices, y, x, size, out_size: int, resize: bool = True
   the device, see `on_device.resize_windows`). Returns (frames, s)."""
   window = tf.stack([y, x, size, size])
   on_host = tf.logical_or(tf.constant(resize), size > out_size)
+  needs_resize = tf.logical_and(on_host, size != out_size)  # e.g. validation at 256 -> 224
 
   def one(jpeg):
     frame = tf.io.decode_and_crop_jpeg(jpeg, window, channels=3)
-    return tf.cond(on_host, lambda: to_uint8(tf.image.resize(frame, [out_size, out_size])),
+    return tf.cond(needs_resize,
+                   lambda: to_uint8(tf.image.resize(frame, [out_size, out_size])),
                    lambda: frame)
 
   frames = tf.map_fn(one, tf.gather(jpegs, indices),
