@@ -59,7 +59,7 @@ def run_predictions(exp, state, split: str, mode: str):
   """(probs (N, V, C), labels (N,)) over every example of `split`, padding removed."""
   def fn(params, batch_stats, batch):
     probs = steps.predict_step(params, batch_stats, batch["video"], model=exp.model,
-                         input_config=exp.config.input)
+                               input_config=exp.config.input)
     return {"probs": probs, "label": batch["label"]}
 
   out = map_split(exp, state, split, mode, "predict", fn)

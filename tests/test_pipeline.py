@@ -63,9 +63,10 @@ def test_resize_windows_equals_tf_image_resize(side, size):
 def test_resize_on_device_equals_resize_on_host(kinetics3):
   """Same seed, same windows and flips: the two paths differ only by the host's rounding
   to uint8, and the device path is really taken (some windows are smaller than the crop)."""
+  builder, _ = kinetics3
   on_host, on_device = _config(), _config()
   on_host.input.resize_on_device = False
-  host = _batches(pipeline.train_dataset(builder := kinetics3[0], on_host, 4), 3)
+  host = _batches(pipeline.train_dataset(builder, on_host, 4), 3)
   device = _batches(pipeline.train_dataset(builder, on_device, 4), 3)
   assert "side" not in host[0]
   assert any((b["side"] < 24).any() for b in device)
