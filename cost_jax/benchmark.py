@@ -39,7 +39,7 @@ from absl import app, flags, logging
 from etils import epath
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from cost_jax import models, optim, steps, summary
+from cost_jax import cli, models, optim, steps, summary
 
 # Dense bfloat16 peak TFLOP/s per chip (vendor figures); float32 uses the same table only
 # for TPUs, where XLA runs float32 matmuls through bfloat16 passes by default.
@@ -344,4 +344,4 @@ if __name__ == "__main__":
   flags.DEFINE_bool("find_max_batch", False, "Also report the largest batch (doubling from "
                     "--batch) whose train step fits in device memory (GPU, TPU).")
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -10,7 +10,7 @@ Run it again with the same workdir to resume from the latest checkpoint.
 from absl import app, flags
 from ml_collections import config_flags
 
-from cost_jax import runtime, train
+from cost_jax import cli, runtime, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and results go.")
@@ -25,4 +25,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -24,7 +24,7 @@ from absl import app, flags, logging
 from etils import epath
 from ml_collections import config_flags
 
-from cost_jax import plots, summary, train
+from cost_jax import cli, plots, summary, train
 from cost_jax.data import pipeline
 
 
@@ -139,4 +139,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("variants", None, "Comma-separated variants; sets config.study "
                       "(so any config works, e.g. configs/kinetics.py).")
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
 
-from cost_jax import models
+from cost_jax import cli, models
 
 def clip_shape(config, batch: int = 1) -> tuple[int, ...]:
   """`(batch, T, H, W, 3)` of a training clip under `config.input`."""
@@ -74,4 +74,4 @@ if __name__ == "__main__":
   # Defined here, not at import, so that other tools can import this module.
   config_flags.DEFINE_config_file("config", None, "Experiment config file.")
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

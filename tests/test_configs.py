@@ -31,3 +31,16 @@ def test_config_is_complete(name):
   assert i.crop_size <= min(i.eval_resize, i.test_crop_size)
   assert i.num_test_crops in (1, 3) and len(i.mean) == len(i.std) == 3
   assert config.optimizer.schedule in ("step", "cosine")
+
+
+def test_a_wrong_override_is_one_clear_line():
+  import subprocess
+  import sys
+  result = subprocess.run(
+      [sys.executable, "-m", "cost_jax.summary", "--config=configs/demo.py",
+       "--config.model.varient=costb"], cwd=ROOT, capture_output=True, text=True)
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: --config.model.varient=costb: config.model has no field 'varient'. Did you "
+      'mean "variant" instead of "varient"? The fields are those of the --config file.')
+  assert "Traceback" not in result.stderr

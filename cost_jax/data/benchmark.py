@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
+from cost_jax import cli
 from cost_jax.data import on_device, pipeline
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
@@ -98,4 +99,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)
