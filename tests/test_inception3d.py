@@ -121,7 +121,7 @@ def _inflated(variant, state_dict, shape, abstract=False):
   init = functools.partial(model.init, jax.random.key(0))
   x = jnp.zeros(shape)
   # Loading needs only shapes and dtypes; `abstract` skips computing the initial values.
-  variables = jax.eval_shape(init, x) if abstract else init(x)
+  variables = jax.eval_shape(init, x) if abstract else jax.jit(init)(x)
   loaded, report = pretrained.load_imagenet(variables, state_dict)
   return model, jax.tree.map(
       lambda v: jnp.asarray(v) if isinstance(v, (np.ndarray, jax.Array)) else v,
@@ -134,9 +134,12 @@ def test_inflated_s3d_on_identical_frames_equals_the_2d_googlenet():
   frames = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
   clip = np.repeat(frames[:, None], 4, axis=1)                 # (2, 4, 32, 32, 3)
   model, variables, report = _inflated("s3d", sd, clip.shape)
-  _, state = model.apply(variables, clip, mutable=["intermediates"])
+  # Jitted: one compilation costs less than running every op of either network eagerly.
+  _, state = jax.jit(functools.partial(model.apply, mutable=["intermediates"]))(variables,
+                                                                                 clip)
   video = np.asarray(state["intermediates"]["mixed5"][0])      # (2, T', 1, 1, 128)
-  image = np.transpose(np.asarray(ref.features(sd, frames)), (0, 2, 3, 1))
+  image = np.transpose(np.asarray(jax.jit(lambda f: ref.features(sd, f))(frames)),
+                       (0, 2, 3, 1))
   assert video.shape[2:] == image.shape[1:] == (1, 1, 128)
   for t in range(video.shape[1]):
     np.testing.assert_allclose(video[:, t], image, rtol=1e-4, atol=1e-4)
