@@ -123,12 +123,13 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(synthetic_tiny, tmp_pat
 
   # Prediction on a generated mp4, and a clear error for a corrupt one.
   good = video_files.write_rendered(str(tmp_path / "clip.mp4"), render_video(5, 1, 32, 8))
-  top = predict.Predictor(straight).top5(good)
+  predictor = predict.Predictor(straight)
+  top = predictor.top5(good)
   assert len(top) == 5 and len({n for n, _ in top}) == 5
   assert sum(p for _, p in top) <= 1.0 + 1e-5
   bad = video_files.write_corrupt(str(tmp_path / "bad.mp4"))
   with pytest.raises(video_io.VideoError):
-    predict.Predictor(straight).top5(bad)
+    predictor.top5(bad)
   out = subprocess.run([sys.executable, "-m", "cost_jax.predict", f"--workdir={straight}",
                         bad, good], cwd=ROOT, capture_output=True, text=True,
                        env={**os.environ, "XLA_FLAGS": ""})
