@@ -63,6 +63,7 @@ def setup(config) -> Experiment:
   before anything is compiled.
   """
   model_probe = models.create_model(config.model)  # validates variant, depth, dtype
+  pipeline.check_input_config(config.input)
   builder = pipeline.get_builder(config.dataset)
   num_classes = builder.info.features["label"].num_classes
   if config.model.num_classes not in (num_classes, 0):

@@ -26,6 +26,7 @@ def test_config_is_complete(name):
   assert model.variant in models.VARIANTS
   assert config.dataset.name.split("/")[0] in pipeline.KNOWN_DATASETS
   assert config.name and config.batch_size % 8 == 0
+  pipeline.check_input_config(config.input)
   i = config.input
   assert i.min_resize <= i.max_resize
   assert i.crop_size <= min(i.eval_resize, i.test_crop_size)
@@ -44,3 +45,10 @@ def test_a_wrong_override_is_one_clear_line():
       "error: --config.model.varient=costb: config.model has no field 'varient'. Did you "
       'mean "variant" instead of "varient"? The fields are those of the --config file.')
   assert "Traceback" not in result.stderr
+
+
+def test_a_config_missing_an_input_field_is_named():
+  config = importlib.import_module("configs.demo").get_config()
+  del config.input["resize_on_device"]
+  with pytest.raises(ValueError, match=r"config.input lacks resize_on_device: add"):
+    pipeline.check_input_config(config.input)

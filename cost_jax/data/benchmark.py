@@ -62,6 +62,7 @@ def device_rate(ds, input_config, clips: int) -> tuple[float, str]:
 
 def measure(config, clips: int, batch: int) -> dict:
   """Clips/s of every line of the table (test: views/s), measured one after another."""
+  pipeline.check_input_config(config.input)
   builder = pipeline.get_builder(config.dataset)
   rates = {"train": _rate(pipeline.train_dataset(builder, config, batch), batch, clips),
            "raw": _rate(raw_decode_dataset(builder, config, batch), batch, clips)}

@@ -219,6 +219,22 @@ class DatasetNotFoundError(FileNotFoundError):
   pass
 
 
+# Every field of `config.input` the pipeline and `on_device` read.
+INPUT_FIELDS = ("num_frames", "frame_stride", "crop_size", "min_resize", "max_resize",
+                "eval_resize", "test_crop_size", "num_test_clips", "num_test_crops", "flip",
+                "resize_on_device", "mean", "std")
+
+
+def check_input_config(input_config) -> None:
+  """A ValueError naming the fields of `config.input` that a config lacks (for example a
+  config written before the field was added), before any pipeline is built."""
+  missing = [f for f in INPUT_FIELDS if f not in input_config]
+  if missing:
+    raise ValueError(f"config.input lacks {', '.join(missing)}: add "
+                     f"{'it' if len(missing) == 1 else 'them'} to the config file "
+                     "(configs/kinetics.py has every field, with its meaning)")
+
+
 KNOWN_DATASETS = ("synthetic_motion", "kinetics", "moments_in_time", "video_folder")
 
 
