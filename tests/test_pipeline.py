@@ -64,14 +64,15 @@ def test_resize_on_device_equals_resize_on_host(kinetics3):
   """Same seed, same windows and flips: the two paths differ only by the host's rounding
   to uint8, and the device path is really taken (some windows are smaller than the crop)."""
   builder, _ = kinetics3
-  on_host, on_device = _config(), _config()
-  on_host.input.resize_on_device = False
-  host = _batches(pipeline.train_dataset(builder, on_host, 4), 3)
-  device = _batches(pipeline.train_dataset(builder, on_device, 4), 3)
+  host_config, device_config = _config(), _config()
+  host_config.input.resize_on_device = False
+  host = _batches(pipeline.train_dataset(builder, host_config, 4), 3)
+  device = _batches(pipeline.train_dataset(builder, device_config, 4), 3)
   assert "side" not in host[0]
   assert any((b["side"] < 24).any() for b in device)
   for h, d in zip(host, device):
-    np.testing.assert_allclose(_pixels(d, on_device), _pixels(h, on_host), atol=0.5 + 1e-3)
+    np.testing.assert_allclose(_pixels(d, device_config), _pixels(h, host_config),
+                               atol=0.5 + 1e-3)
 
 
 def test_normalize_uses_the_papers_mean_and_std():
@@ -172,5 +173,11 @@ def test_pipeline_benchmark_measures_every_line(synthetic_tiny):
   config.dataset.data_dir = str(pathlib.Path(synthetic_tiny.data_dir).parents[2])
   rates = benchmark.measure(config, clips=8, batch=4)
   assert all(rates[k] > 0 for k in ("train", "raw", "in_step", "test"))
-  table = benchmark.format_table(config, 4, rates)
-  assert "train, in the step: resize + normalise" in table and "test (2 views" in table
+  table = benchmark.format_table(config, 4, rates).splitlines()
+  # Each pipeline's row: its clips/s, then its time relative to raw decoding.
+  assert table[3].split() == ["train", f"{rates['train']:.1f}",
+                              f"{rates['raw'] / rates['train']:.2f}"]
+  assert table[4].split()[:7] == ["test", "(2", "views", "per", "video)",
+                                  f"{rates['test']:.1f}", f"{rates['raw'] / rates['test']:.2f}"]
+  assert table[5].startswith("train, in the step: resize + normalise")
+  assert table[5].split()[-3] == f"{rates['in_step']:.1f}"

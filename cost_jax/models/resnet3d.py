@@ -52,7 +52,6 @@ def r2plus1d_mid_channels(c_in: int, c_out: int) -> int:
   return (27 * c_in * c_out) // (9 * c_in + 3 * c_out)
 
 
-
 class R2Plus1DConv(nn.Module):
   """1x3x3 conv to M channels, BN, ReLU, 3x1x1 conv (Tran et al. 2018)."""
   features: int
