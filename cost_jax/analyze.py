@@ -24,7 +24,7 @@ from absl import app, flags, logging
 from etils import epath
 from flax import traverse_util
 
-from cost_jax import evaluate, plots
+from cost_jax import cli, evaluate, plots, workdir as workdir_lib
 from cost_jax.data import on_device
 from cost_jax.models.cost import VIEWS
 
@@ -72,10 +72,9 @@ def layer_stats(per_channel: np.ndarray) -> dict:
 
 def analyze_workdir(workdir, split: str | None = None, per_class: bool = False) -> dict:
   """Writes `coefficients.json` and `coefficients.png` for the latest checkpoint."""
-  from cost_jax import train  # train imports evaluate, which this module needs first
   workdir = epath.Path(workdir)
-  config = evaluate.load_run_config(workdir)
-  exp, state = train.restore_latest(config, workdir)
+  config = workdir_lib.load_run_config(workdir)
+  exp, state = workdir_lib.restore_latest(config, workdir)
   split = split or config.dataset.eval_split
   analysis = {"workdir": str(workdir), "variant": config.model.variant,
               "dataset": config.dataset.name, "step": int(state.step), "views": list(VIEWS)}
@@ -138,4 +137,4 @@ if __name__ == "__main__":
                       "'validation[:1000]' work.")
   flags.DEFINE_bool("per_class", False, "CoST(b): also average per class.")
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  cli.run(main)

@@ -344,4 +344,4 @@ if __name__ == "__main__":
   flags.DEFINE_bool("find_max_batch", False, "Also report the largest batch (doubling from "
                     "--batch) whose train step fits in device memory (GPU, TPU).")
   flags.mark_flags_as_required(["config"])
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -1,5 +1,6 @@
-"""What the command-line tools share: flag parsing that reports a bad `--config.*` override
-in one line instead of a traceback. absl and ml_collections only (no TensorFlow)."""
+"""What the command-line tools share: `run(main)`, which reports a bad `--config.*`
+override, and any `errors.UserError`, in one line instead of a traceback. absl only at
+import (no JAX, no TensorFlow)."""
 
 import sys
 
@@ -32,3 +33,24 @@ def parse_flags(argv):
     if not any(a.startswith("--config.") for a in argv[1:]):
       raise
     sys.exit(_override_error(argv, e))
+
+
+def run(main) -> None:
+  """`absl.app.run(main)` with `parse_flags`, where a `UserError` (a wrong config, a
+  missing dataset or file, an unusable workdir) ends the program with one line,
+  `error: ...`, and status 2, and where a lost process of a multi-host job ends this one
+  at once (`multihost.abandon`) instead of hanging."""
+  from cost_jax import errors, multihost  # multihost imports jax: not needed for parsing
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except errors.UserError as e:
+      print(f"error: {e}", file=sys.stderr, flush=True)
+      return 2
+    except Exception as e:  # noqa: BLE001  only to recognise a lost process
+      if multihost.is_peer_failure(e):
+        multihost.abandon(e)
+      raise
+
+  app.run(guarded, flags_parser=parse_flags)

@@ -11,12 +11,11 @@ config name. Every video of the split is counted exactly once over all hosts.
 import json
 
 import jax
-import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from etils import epath
 
-from cost_jax import steps
+from cost_jax import cli, steps, workdir as workdir_lib
 from cost_jax.data import pipeline
 
 
@@ -77,45 +76,51 @@ def validate(exp, state) -> dict:
 
 def test(exp, state, workdir) -> dict:
   """The multi-view test of `config.dataset.test_split`; writes `results.json`."""
+  probs, labels = run_predictions(exp, state, exp.config.dataset.test_split, "test")
+  return write_results(exp, int(state.step), workdir, (probs, labels))
+
+
+def write_results(exp, step: int, workdir, predictions) -> dict:
+  """`results.json` from the test's `(probs (N, V, C), labels (N,))`; None when the
+  dataset has no test split (the file then says so, with the step, so that a finished
+  run is still recognisable)."""
   c = exp.config
-  probs, labels = run_predictions(exp, state, c.dataset.test_split, "test")
-  num_classes, views = probs.shape[-1], probs.shape[1]
-  video = accuracy_metrics(probs.mean(axis=1), labels, num_classes)
-  clip = accuracy_metrics(probs.reshape(-1, num_classes), np.repeat(labels, views),
-                          num_classes)
   results = {"config": c.name, "dataset": c.dataset.name, "split": c.dataset.test_split,
-             "step": int(state.step), "num_videos": int(len(labels)),
-             "num_clips": c.input.num_test_clips, "num_crops": c.input.num_test_crops,
-             **{f"video_{k}": v for k, v in video.items()},
-             **{f"clip_{k}": v for k, v in clip.items()}}
+             "step": step}
+  if predictions is None:
+    results.update(num_videos=0, note=f"no {c.dataset.test_split!r} split: not tested")
+    line = f"no test at step {step}: {results['note']}"
+  else:
+    probs, labels = predictions
+    num_classes, views = probs.shape[-1], probs.shape[1]
+    video = accuracy_metrics(probs.mean(axis=1), labels, num_classes)
+    clip = accuracy_metrics(probs.reshape(-1, num_classes), np.repeat(labels, views),
+                            num_classes)
+    results.update({"num_videos": int(len(labels)), "num_clips": c.input.num_test_clips,
+                    "num_crops": c.input.num_test_crops,
+                    **{f"video_{k}": v for k, v in video.items()},
+                    **{f"clip_{k}": v for k, v in clip.items()}})
+    line = (f"test ({views} views per video, {len(labels)} videos, step {step}): "
+            f"video top-1 {video['top1']:.4f}, top-5 {video['top5']:.4f}, mean class "
+            f"accuracy {video['mean_class_accuracy']:.4f}; clip top-1 {clip['top1']:.4f}")
   if jax.process_index() == 0:
     path = epath.Path(workdir) / "results.json"
     path.write_text(json.dumps(results, indent=1))
-    print(f"test ({views} views per video, {len(labels)} videos, step {results['step']}): "
-          f"video top-1 {video['top1']:.4f}, top-5 {video['top5']:.4f}, mean class "
-          f"accuracy {video['mean_class_accuracy']:.4f}; clip top-1 {clip['top1']:.4f} "
-          f"-> {path}")
+    print(f"{line} -> {path}")
   return results
-
-
-def load_run_config(workdir) -> ml_collections.ConfigDict:
-  path = epath.Path(workdir) / "config.json"
-  if not path.exists():
-    raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir of "
-                            "cost_jax.main")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
 def evaluate_workdir(workdir, num_clips: int | None = None,
                      num_crops: int | None = None) -> dict:
   """Runs `test` on the latest checkpoint of `workdir`."""
-  from cost_jax import train  # train imports this module
-  config = load_run_config(workdir)
+  config = workdir_lib.load_run_config(workdir)
   if num_clips:
     config.input.num_test_clips = num_clips
   if num_crops:
     config.input.num_test_crops = num_crops
-  exp, state = train.restore_latest(config, workdir)
+  exp, state = workdir_lib.restore_latest(config, workdir)
+  pipeline.require_split(exp.builder, config.dataset.test_split,
+                         "config.dataset.test_split")
   return test(exp, state, workdir)
 
 
@@ -132,4 +137,4 @@ if __name__ == "__main__":
   flags.DEFINE_integer("num_clips", None, "Clips per video (default: the run's config).")
   flags.DEFINE_integer("num_crops", None, "1 or 3 crops (default: the run's config).")
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  cli.run(main)

@@ -2,6 +2,8 @@
 
 import optax
 
+from cost_jax.errors import ConfigError
+
 
 def learning_rate_schedule(opt_config, batch_size: int, steps_per_epoch: int,
                            num_steps: int) -> optax.Schedule:
@@ -18,7 +20,7 @@ def learning_rate_schedule(opt_config, batch_size: int, steps_per_epoch: int,
   elif opt_config.schedule == "cosine":
     main = optax.cosine_decay_schedule(peak, max(num_steps - warmup, 1))
   else:
-    raise ValueError(f"config.optimizer.schedule={opt_config.schedule!r} is unknown: use "
+    raise ConfigError(f"config.optimizer.schedule={opt_config.schedule!r} is unknown: use "
                      "'step' or 'cosine'")
   if warmup == 0:
     return main

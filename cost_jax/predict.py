@@ -13,13 +13,12 @@ import sys
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import tensorflow as tf
 from absl import app, flags
 from etils import epath
 from jax.sharding import SingleDeviceSharding
 
-from cost_jax import evaluate, models, optim, steps, train
+from cost_jax import cli, errors, models, optim, steps, workdir as workdir_lib
 from cost_jax.data import pipeline, video_io
 
 
@@ -28,18 +27,18 @@ class Predictor:
 
   def __init__(self, workdir):
     workdir = epath.Path(workdir)
-    self.config = evaluate.load_run_config(workdir)
+    self.config = workdir_lib.load_run_config(workdir)
     info = json.loads((workdir / "dataset.json").read_text())
     self.class_names = info["class_names"]
     self.short_side = int(info.get("short_side") or 0)
     self.model = models.create_model(self.config.model, num_classes=len(self.class_names))
-    manager = ocp.CheckpointManager(workdir / "checkpoints")
+    manager = workdir_lib.checkpoint_manager(workdir)
     step = manager.latest_step()
     if step is None:
-      raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
+      raise errors.WorkdirError(f"no checkpoint in {workdir}/checkpoints: train first")
     # The optimiser only gives the checkpoint's structure; its schedule is never used.
     tx = optim.create_optimizer(self.config.optimizer, lambda count: 0.0)
-    state = train.restore_state(manager, step, self.model, tx, self.config,
+    state = workdir_lib.restore_state(manager, step, self.model, tx, self.config,
                                 SingleDeviceSharding(jax.local_devices()[0]))
     self.variables = {"params": state.params, "batch_stats": state.batch_stats}
     self.step = step
@@ -82,4 +81,4 @@ def main(argv):
 if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "Training workdir whose latest checkpoint to use.")
   flags.mark_flags_as_required(["workdir"])
-  app.run(main)
+  cli.run(main)

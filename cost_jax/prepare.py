@@ -4,7 +4,7 @@ r"""Builds a TFDS video dataset from local files (or generates `synthetic_motion
       --data_dir=TFDS_DIR [--short_side=256 --fps=0 --num_workers=N]
   python -m cost_jax.prepare moments_in_time --videos=DIR --annotations=DIR --data_dir=...
   python -m cost_jax.prepare video_folder --videos=ROOT [--splits=DIR] \
-      [--config_name=ucf101] --data_dir=...
+      [--config_name=ucf101] --data_dir=...     (named video_folder/default without one)
   python -m cost_jax.prepare synthetic_motion [--config_name=small] --data_dir=...
 
 Decoding runs on every core and shows progress; an interrupted build run again reuses the
@@ -12,11 +12,10 @@ videos already decoded. Unusable videos are skipped and listed in `skipped.json`
 dataset folder. Read the result with `config.dataset.name` = the printed name.
 """
 
-import sys
-
 from absl import app, flags
 import tensorflow_datasets as tfds
 
+from cost_jax import cli
 from cost_jax.data.builders import Kinetics, MomentsInTime, SyntheticMotion, VideoFolder
 from cost_jax.data.builders.common import DecodeOptions
 from cost_jax.data.builders.video_folder import VideoFolderConfig
@@ -53,7 +52,9 @@ def make_builder(dataset: str) -> tfds.core.DatasetBuilder:
   if dataset == "moments_in_time":
     return MomentsInTime(videos_dir=_VIDEOS.value, annotations_dir=_ANNOTATIONS.value,
                          **common)
-  config = VideoFolderConfig(name=_CONFIG_NAME.value or "default")
+  name = _CONFIG_NAME.value or "default"
+  # 'default' is the builder's own config; any other name is a config of the user's.
+  config = name if name == "default" else VideoFolderConfig(name=name)
   return VideoFolder(config=config, videos_dir=_VIDEOS.value, splits_dir=_SPLITS.value,
                      **common)
 
@@ -72,4 +73,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(app.run(main))
+  cli.run(main)

@@ -139,4 +139,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("variants", None, "Comma-separated variants; sets config.study "
                       "(so any config works, e.g. configs/kinetics.py).")
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -7,7 +7,6 @@ Needs no dataset: the clip shape comes from `config.input` and the class count f
 `config.model.num_classes`. Nothing is compiled and no parameter is allocated.
 """
 
-from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
@@ -74,4 +73,4 @@ if __name__ == "__main__":
   # Defined here, not at import, so that other tools can import this module.
   config_flags.DEFINE_config_file("config", None, "Experiment config file.")
   flags.mark_flags_as_required(["config"])
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

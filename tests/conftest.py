@@ -6,7 +6,17 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import tempfile  # noqa: E402
+
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+# One compilation cache for the session: tests that build the same network and steps
+# (every tiny training run) compile them once.
+jax.config.update("jax_compilation_cache_dir",
+                  tempfile.mkdtemp(prefix="cost_jax_test_jax_cache_"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 from cost_jax.data.builders import Kinetics  # noqa: E402
 from cost_jax.data.builders.common import DecodeOptions  # noqa: E402
@@ -61,6 +71,26 @@ def kinetics3(kinetics_files, tmp_path_factory):
   return _build_kinetics3(kinetics_files, data_dir), kinetics_files[2]
 
 
+def tiny_config(builder, **overrides):
+  """The demo config shrunk to `synthetic_motion/tiny`-sized clips and a width-8 net,
+  reading `builder`'s dataset."""
+  from configs import demo
+  config = demo.get_config()
+  config.dataset.name = "synthetic_motion/tiny"
+  config.dataset.data_dir = os.fspath(builder.data_dir_root)
+  config.model.width = 8
+  i = config.input
+  i.num_frames, i.frame_stride, i.crop_size = 4, 6, 24
+  i.min_resize, i.max_resize, i.eval_resize, i.test_crop_size = 24, 28, 24, 24
+  i.num_test_clips, i.num_test_crops = 2, 1
+  config.batch_size = config.eval_batch_size = 16
+  config.num_train_steps = 6
+  config.log_every_steps = 1
+  config.eval_every_steps = 0
+  config.checkpoint_every_steps = 3
+  config.optimizer.warmup_epochs = 0.0
+  config.update_from_flattened_dict(overrides)
+  return config
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,8 @@ def test_interrupted_build_reuses_decoded_videos(kinetics_files, tmp_path, monke
   # First build: keep the cache, as an interrupted build leaves it.
   _build_kinetics3(kinetics_files, data_dir, keep_cache=True)
   cache = data_dir / "_build_cache" / "kinetics" / "3"
-  assert len(list((cache / "train").glob("*.pkl"))) == 5  # 4 videos + the corrupt one
+  # One file per video file of every split: 6 decoded, and the corrupt one's reason.
+  assert (len(list(cache.glob("*.pkl"))), len(list(cache.glob("*.skip")))) == (6, 1)
   # Rebuild from scratch with the cache present: nothing is decoded again.
   import shutil
   shutil.rmtree(data_dir / "kinetics")
@@ -166,6 +167,7 @@ def test_cache_names_are_unique_for_ids_that_sanitise_alike():
   from cost_jax.data.builders.common import _cache_name
   assert _cache_name("x_y/z.mp4") != _cache_name("x/y_z.mp4")
   assert _cache_name("a/b.mp4").startswith("a_b.mp4.")
+  assert _cache_name("/videos/cooking egg/é.mp4").startswith("_videos_cooking_egg_é.mp4.")
 
 
 def test_a_decoder_crash_is_a_skip_not_a_failed_build(tmp_path, monkeypatch):
@@ -173,7 +175,7 @@ def test_a_decoder_crash_is_a_skip_not_a_failed_build(tmp_path, monkeypatch):
   def crash(*args, **kwargs):
     raise MemoryError("out of memory in the decoder")
   monkeypatch.setattr(common.video_io, "decode_video", crash)
-  cache = tmp_path / "v.pkl"
-  reason = common._decode_to_cache("any.mp4", str(cache), DecodeOptions())
+  reason = common._decode_to_cache("any.mp4", str(tmp_path / "v"), DecodeOptions())
   assert reason == "decoder error MemoryError: out of memory in the decoder"
-  assert cache.exists()
+  assert (tmp_path / "v.skip").read_text() == reason
+  assert not (tmp_path / "v.pkl").exists()

@@ -12,31 +12,13 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import demo
-from cost_jax import evaluate, predict, train
+from conftest import tiny_config
+from cost_jax import evaluate, experiment, predict, train, workdir
 from cost_jax.data import pipeline, video_io
 from cost_jax.data.builders.synthetic_motion import render_video
 import video_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny_config(builder, **overrides):
-  config = demo.get_config()
-  config.dataset.name = "synthetic_motion/tiny"
-  config.dataset.data_dir = os.fspath(builder.data_dir_root)
-  config.model.width = 8
-  i = config.input
-  i.num_frames, i.frame_stride, i.crop_size = 4, 6, 24
-  i.min_resize, i.max_resize, i.eval_resize, i.test_crop_size = 24, 28, 24, 24
-  i.num_test_clips, i.num_test_crops = 2, 1
-  config.batch_size = config.eval_batch_size = 16
-  config.num_train_steps = 6
-  config.log_every_steps = 1
-  config.eval_every_steps = 0
-  config.checkpoint_every_steps = 3
-  config.optimizer.warmup_epochs = 0.0
-  config.update_from_flattened_dict(overrides)
-  return config
 
 
 def _restore_params(workdir, step=None):
@@ -54,16 +36,18 @@ def test_training_steps_lower_the_loss_on_8_devices(synthetic_tiny):
                                           "optimizer.schedule": "step",
                                           # windows of 21..24 pixels: resized in the step
                                           "input.min_resize": 32, "input.max_resize": 36})
-  exp = train.setup(config)
-  state = train.init_state(exp)
+  exp = experiment.setup(config)
+  state = experiment.init_state(exp)
   step_fn = train.compile_train_step(exp, state)
+  no_stop = train.Preemption().flags(exp)
   data = pipeline.train_dataset(exp.builder, config, exp.local_batch).as_numpy_iterator()
   losses = []
   for _ in range(12):
-    batch = train.global_batch(exp, next(data))
+    batch = experiment.global_batch(exp, next(data))
     assert len(batch["video"].sharding.device_set) == 8  # the batch is split over devices
     assert batch["side"].shape == (16,) and int(batch["side"].min()) < 24
-    state, metrics = step_fn(state, batch)
+    state, metrics, stop = step_fn(state, batch, no_stop)
+    assert not stop
     losses.append(float(metrics["loss"]))
   assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
   assert step_fn._cache_size() == 1  # compiled once, never again
@@ -100,7 +84,9 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(synthetic_tiny, tmp_pat
     _SigtermAt(2, m)
     assert train.train_and_evaluate(config, resumed) == {}  # stopped, no test run
   step, _ = _restore_params(resumed)
-  assert step == 2 and not (resumed / "results.json").exists()
+  # The signal came while step 2's batch was read; the loop reads the stop flag one step
+  # late, so every process stops after step 3.
+  assert step == 3 and not (resumed / "results.json").exists()
   results_resumed = train.train_and_evaluate(config, resumed)
 
   _, a = _restore_params(straight)
@@ -166,7 +152,7 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_tiny, tmp
 def test_a_wrong_config_stops_before_compiling(synthetic_tiny, override, message):
   config = tiny_config(synthetic_tiny, **override)
   with pytest.raises((ValueError, FileNotFoundError), match=message):
-    train.setup(config)
+    experiment.setup(config)
 
 
 def test_init_from_an_imagenet_state_dict(synthetic_tiny, tmp_path):
@@ -176,7 +162,7 @@ def test_init_from_an_imagenet_state_dict(synthetic_tiny, tmp_path):
   save_file(sd, str(tmp_path / "r2d.safetensors"))
   config = tiny_config(synthetic_tiny, init_from=str(tmp_path / "r2d.safetensors"))
   config.model.variant = "costa"
-  state = train.init_state(train.setup(config))
+  state = experiment.init_state(experiment.setup(config))
   np.testing.assert_array_equal(state.params["res3_0"]["conv2"]["kernel"],
                                 np.transpose(sd["layer2.0.conv2.weight"], (2, 3, 1, 0)))
   np.testing.assert_array_equal(state.batch_stats["stem_bn"]["var"], sd["bn1.running_var"])
@@ -187,15 +173,15 @@ def test_config_differences_name_the_changed_fields():
   new = demo.get_config()
   new.optimizer.base_lr = 0.5
   new.input.mean = (1.0, 2.0, 3.0)
-  assert train.config_differences(old, new) == [
+  assert workdir.config_differences(old, new) == [
       "input.mean: [123.675, 116.28, 103.53] -> [1.0, 2.0, 3.0]",
       "optimizer.base_lr: 0.1 -> 0.5"]
-  assert train.config_differences(old, demo.get_config()) == []
+  assert workdir.config_differences(old, demo.get_config()) == []
 
 
 def test_repeated_validation_compiles_once(synthetic_tiny):
-  exp = train.setup(tiny_config(synthetic_tiny))
-  state = train.init_state(exp)
+  exp = experiment.setup(tiny_config(synthetic_tiny))
+  state = experiment.init_state(exp)
   first, second = evaluate.validate(exp, state), evaluate.validate(exp, state)
   assert first == second
   assert exp.compiled["predict"]._cache_size() == 1

@@ -16,7 +16,7 @@ import time
 
 import jax
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from cost_jax import cli
@@ -100,4 +100,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -35,6 +35,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
+from cost_jax import errors, multihost
 from cost_jax.data import builders  # noqa: F401  (registers the builders)
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -131,7 +132,7 @@ def spatial_crops(frames, size, num_crops):
     offsets = [tf.cond(h > w, lambda: (0, cx), lambda: (cy, 0)), (cy, cx),
                tf.cond(h > w, lambda: (h - size, cx), lambda: (cy, w - size))]
   else:
-    raise ValueError(f"config.input.num_test_crops={num_crops}: must be 1 or 3")
+    raise errors.ConfigError(f"config.input.num_test_crops={num_crops}: must be 1 or 3")
   return tf.stack([frames[:, y:y + size, x:x + size] for y, x in offsets])
 
 
@@ -215,8 +216,7 @@ def test_preprocess(example, cfg):
 
 # ---------------------------------------------------------------------------- datasets
 
-class DatasetNotFoundError(FileNotFoundError):
-  pass
+DatasetNotFoundError = errors.DatasetNotFoundError
 
 
 # Every field of `config.input` the pipeline and `on_device` read.
@@ -226,11 +226,11 @@ INPUT_FIELDS = ("num_frames", "frame_stride", "crop_size", "min_resize", "max_re
 
 
 def check_input_config(input_config) -> None:
-  """A ValueError naming the fields of `config.input` that a config lacks (for example a
-  config written before the field was added), before any pipeline is built."""
+  """A `ConfigError` naming the fields of `config.input` that a config lacks (for example
+  a config written before the field was added), before any pipeline is built."""
   missing = [f for f in INPUT_FIELDS if f not in input_config]
   if missing:
-    raise ValueError(f"config.input lacks {', '.join(missing)}: add "
+    raise errors.ConfigError(f"config.input lacks {', '.join(missing)}: add "
                      f"{'it' if len(missing) == 1 else 'them'} to the config file "
                      "(configs/kinetics.py has every field, with its meaning)")
 
@@ -265,17 +265,69 @@ def get_builder(dataset_config) -> tfds.core.DatasetBuilder:
         f"config.dataset.name={name!r} is not a known dataset: use one of "
         f"{', '.join(KNOWN_DATASETS)} (with a config, e.g. kinetics/400)")
   if base == "synthetic_motion":  # the code's current version, generated if missing
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
-      builder.download_and_prepare()
-    return builder
+    return _generate_once(name, data_dir)
   built = _built_version_dir(data_dir, name)
   if built is not None:
     return tfds.builder_from_directory(os.fspath(built))
   raise DatasetNotFoundError(
-      f"dataset {name!r} not found in {data_dir}: build it with `python -m "
-      f"cost_jax.prepare {base} ... --data_dir={data_dir}` (see the README), or point "
+      f"dataset {name!r} not found in {data_dir}: build it with "
+      f"`{prepare_command(name, data_dir)}` (see the README), or point "
       "config.dataset.data_dir at the folder that holds it")
+
+
+def prepare_command(name: str, data_dir: str) -> str:
+  """The `cost_jax.prepare` command line that builds dataset `name` into `data_dir`."""
+  base, _, config = name.partition("/")
+  flags = {"kinetics": f"--version={config or 400} --videos=VIDEOS --annotations=CSVS",
+           "moments_in_time": "--videos=VIDEOS --annotations=CSVS",
+           "video_folder": "--videos=VIDEOS" + (f" --config_name={config}"
+                                                if config not in ("", "default") else "")
+           }.get(base, "")
+  return f"python -m cost_jax.prepare {base} {flags} --data_dir={data_dir}".replace("  ", " ")
+
+
+# How long the other processes of a job wait for process 0 to generate a dataset (s).
+BUILD_TIMEOUT_S = 1800
+
+
+def _generate_once(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
+  """A generated dataset (`synthetic_motion`), built once however many processes ask.
+
+  Process 0 builds it while the others wait; a process that still does not see it then
+  (its data_dir is on a disk of its own host) builds its own copy, one process per host
+  at a time under a file lock.
+  """
+  def build():
+    with multihost.FileLock(epath.Path(data_dir) / f".{name.replace('/', '_')}.lock"):
+      builder = tfds.builder(name, data_dir=data_dir)
+      if not builder.is_prepared():
+        builder.download_and_prepare()
+    return builder
+
+  builder = multihost.run_on_first(f"build/{name}", build, BUILD_TIMEOUT_S,
+                                   f"building {name} in {data_dir}")
+  if builder is None:  # another process built it; here, or on its own disk
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+      builder = build()
+  return builder
+
+
+def require_split(builder, split: str, field: str) -> str:
+  """`split` if the dataset has it, else a `DatasetNotFoundError` naming `field`."""
+  if has_split(builder, split):
+    return split
+  raise DatasetNotFoundError(
+      f"{field}={split!r}: {builder.info.full_name} has no such split (it has "
+      f"{', '.join(builder.info.splits)}); set {field} to one of them")
+
+
+def has_split(builder, split: str) -> bool:
+  try:
+    builder.info.splits[split]
+  except (KeyError, ValueError):
+    return False
+  return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,9 +375,9 @@ def train_dataset(builder, config, local_batch: int, start_step: int = 0,
   part = host_split(builder, config.dataset.train_split, process_index, process_count)
   index = jax.process_index() if process_index is None else process_index
   per_epoch = part.num_examples
-  if per_epoch < local_batch:
-    raise ValueError(f"the train split has {per_epoch} examples on this host, fewer than "
-                     f"the local batch {local_batch}: lower config.batch_size")
+  if per_epoch == 0:  # fewer examples than hosts; a batch may span several epochs
+    raise errors.ConfigError(f"the train split {config.dataset.train_split!r} has no "
+                             f"example for host {index}: use fewer hosts or more videos")
   consumed = start_step * local_batch
   first_epoch, offset = divmod(consumed, per_epoch)
   base = read_records(builder, part.split)

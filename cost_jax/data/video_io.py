@@ -57,6 +57,9 @@ def decode_video(path, short_side: int = 256, fps: float = 0.0, jpeg_quality: in
       path = epath.Path(path).open("rb")
     except Exception as e:  # noqa: BLE001  gfile raises its own NotFoundError
       raise VideoError(f"cannot open: {e}") from e
+  if isinstance(path, (str, os.PathLike)) and os.path.isfile(path) \
+      and os.path.getsize(path) == 0:
+    raise VideoError("empty file (0 bytes)")
   try:
     container = av.open(path)
   except FileNotFoundError as e:

@@ -2,6 +2,8 @@
 
 import jax.numpy as jnp
 
+from cost_jax.errors import ConfigError
+
 from cost_jax.models import inception3d, resnet3d
 from cost_jax.models.cost import CoST
 from cost_jax.models.inception3d import I3D, S3D, S3DG, InceptionV1Video
@@ -23,14 +25,15 @@ def create_model(model_config, num_classes: int | None = None):
   Returns:
     A `ResNet3D` or an `InceptionV1Video`.
   Raises:
-    ValueError naming the config field and the valid values when one is wrong.
+    ConfigError (a ValueError) naming the config field and the valid values when one
+    is wrong.
   """
   m = model_config
   if m.variant not in VARIANTS:
-    raise ValueError(f"config.model.variant={m.variant!r} is unknown: set it to one of "
+    raise ConfigError(f"config.model.variant={m.variant!r} is unknown: set it to one of "
                      f"{', '.join(sorted(VARIANTS))}")
   if m.dtype not in DTYPES:
-    raise ValueError(f"config.model.dtype={m.dtype!r} is unknown: set it to one of "
+    raise ConfigError(f"config.model.dtype={m.dtype!r} is unknown: set it to one of "
                      f"{', '.join(DTYPES)}")
   common = dict(variant=m.variant, num_classes=num_classes or m.num_classes, width=m.width,
                 dropout_rate=m.dropout_rate, dtype=DTYPES[m.dtype])
@@ -38,7 +41,7 @@ def create_model(model_config, num_classes: int | None = None):
     optional = {k: m[k] for k in ("bn_momentum", "remat") if k in m}
     return InceptionV1Video(**common, **optional)
   if m.depth not in MARKED:
-    raise ValueError(f"config.model.depth={m.depth} is unknown: set it to one of "
+    raise ConfigError(f"config.model.depth={m.depth} is unknown: set it to one of "
                      f"{', '.join(map(str, sorted(MARKED)))} (14 is the tiny preset)")
   optional = {k: m[k] for k in ("cost_fused", "bn_momentum", "zero_init_residual", "remat")
               if k in m}

@@ -1,10 +1,12 @@
 """What every video dataset builder shares: features, a parallel restartable build, skips.
 
-Building decodes each video once, in worker processes (`num_workers`, default every core),
-into a per-video cache file under `DATA_DIR/_build_cache/NAME/CONFIG/`; an interrupted build
-run again reuses every cached video and only decodes the rest. Videos that are missing or
+Building decodes each video file once, in worker processes (`num_workers`, default every
+core), into a per-file cache file under `DATA_DIR/_build_cache/NAME/CONFIG/` (`.pkl`
+frames, or a `.skip` file with the reason it cannot be used); an interrupted build run
+again reuses every cached video and only decodes the rest. Videos that are missing or
 cannot be decoded are skipped, never fatal, and listed with their reason in
-`skipped.json` inside the dataset's version folder.
+`skipped.json` inside the dataset's version folder; a split left with no usable video is
+left out of the dataset, with a notice.
 """
 
 import concurrent.futures
@@ -15,6 +17,7 @@ import multiprocessing
 import os
 import pickle
 import sys
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +25,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tqdm import tqdm
 
+from cost_jax import errors
 from cost_jax.data import video_io
 
 SKIP_REPORT = "skipped.json"
@@ -49,6 +53,7 @@ class VideoItem:
   path: str | None        # None: listed in the annotations but not found on disk
   label: int
   class_name: str
+  problem: str = ""       # why it cannot be used, known before decoding (not a video)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,34 +63,43 @@ class DecodeOptions:
   jpeg_quality: int = 90
 
 
-def _decode_to_cache(path: str, cache_file: str, options: DecodeOptions) -> str | None:
-  """Worker: decodes one video into `cache_file`; returns the skip reason or None."""
+def _write_atomically(path: epath.Path, data: bytes):
+  """Written whole, then renamed: a cache file is always complete (local or gs://)."""
+  tmp = epath.Path(f"{path}.tmp{os.getpid()}")
+  tmp.write_bytes(data)
+  tmp.replace(path)
+
+
+def _decode_to_cache(path: str, cache_stem: str, options: DecodeOptions) -> str | None:
+  """Worker: decodes one video into `cache_stem.pkl`, or writes why it cannot be used
+  into `cache_stem.skip`; returns that reason or None."""
   try:
     video = video_io.decode_video(path, options.short_side, options.fps,
                                   options.jpeg_quality)
-    record = {"frames": video.frames, "fps": video.fps}
   except video_io.VideoError as e:
-    record = {"skip": str(e)}
+    reason = str(e)
   except Exception as e:  # noqa: BLE001  a decoder crash on one file must not stop the build
-    record = {"skip": f"decoder error {type(e).__name__}: {e}"}
-  # Written whole, then renamed: a cache file is always complete (local or gs://).
-  tmp = epath.Path(cache_file + f".tmp{os.getpid()}")
-  tmp.write_bytes(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
-  tmp.replace(cache_file)
-  return record.get("skip")
+    reason = f"decoder error {type(e).__name__}: {e}"
+  else:
+    _write_atomically(epath.Path(cache_stem + ".pkl"), pickle.dumps(
+        {"frames": video.frames, "fps": video.fps}, protocol=pickle.HIGHEST_PROTOCOL))
+    return None
+  _write_atomically(epath.Path(cache_stem + ".skip"), reason.encode())
+  return reason
 
 
-def _cache_name(video_id: str) -> str:
-  """A file name for `video_id`: readable, and unique through a hash of the exact id."""
-  readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)[-80:]
-  return f"{readable}.{hashlib.sha1(video_id.encode()).hexdigest()[:10]}.pkl"
+def _cache_name(key: str) -> str:
+  """A file stem for `key`: readable, and unique through a hash of the exact key."""
+  readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[-80:]
+  return f"{readable}.{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
 class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base of the file-based builders: parallel decode, cache, skip report.
 
   Subclasses implement `_class_names()` (None when only reading) and
-  `_split_items() -> {split: [VideoItem]}`, and set `metadata` through `_metadata()`.
+  `_split_items() -> {split: [VideoItem]}`, and may override `_assign_splits` to choose
+  splits once it is known which videos decode.
   """
 
   def __init__(self, *, decode_options: DecodeOptions | None = None,
@@ -102,6 +116,13 @@ class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
   def _split_items(self) -> dict[str, list[VideoItem]]:
     raise NotImplementedError
 
+  def _assign_splits(self, items: dict[str, list[VideoItem]],
+                     usable: Callable[[VideoItem], bool]) -> dict[str, list[VideoItem]]:
+    """The final splits, once `usable(item)` tells which videos decoded; by default the
+    splits of `_split_items`."""
+    del usable
+    return items
+
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         features=video_features(self._class_names()),
@@ -114,40 +135,71 @@ class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     return root / "_build_cache" / self.name / (self.builder_config.name
                                                 if self.builder_config else "default")
 
+  def _cache_stem(self, item: VideoItem) -> epath.Path:
+    return self.cache_dir / _cache_name(item.path)  # a file decodes the same in any split
+
+  def _problem(self, item: VideoItem) -> str | None:
+    """Why `item` cannot be used (from the small `.skip` files only), or None."""
+    if item.problem:
+      return item.problem
+    if item.path is None:
+      return "missing file"
+    skip = epath.Path(f"{self._cache_stem(item)}.skip")
+    return skip.read_text() if skip.exists() else None
+
+  def _decode_all(self, items: list[VideoItem]):
+    """Decodes every listed video not in the cache yet, on `num_workers` processes."""
+    self.cache_dir.mkdir(parents=True, exist_ok=True)
+    files = {it.path for it in items if it.path is not None and not it.problem}
+    todo = sorted(p for p in files if not any(
+        epath.Path(f"{self.cache_dir / _cache_name(p)}{ext}").exists()
+        for ext in (".pkl", ".skip")))
+    print(f"{self.name}: {len(files)} video files, {len(files) - len(todo)} already "
+          f"decoded, decoding {len(todo)} with {self._num_workers} workers",
+          file=sys.stderr)
+    if not todo:
+      return
+    context = multiprocessing.get_context("spawn")  # TF in the parent does not fork well
+    with concurrent.futures.ProcessPoolExecutor(self._num_workers, context) as pool:
+      futures = [pool.submit(_decode_to_cache, path,
+                             os.fspath(self.cache_dir / _cache_name(path)),
+                             self._decode_options) for path in todo]
+      for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
+                         desc="decoding", unit="video"):
+        future.result()
+
   def _split_generators(self, dl_manager):
     del dl_manager
-    return {split: self._generate_examples(split, items)
-            for split, items in self._split_items().items()}
+    listed = self._split_items()
+    self._decode_all([it for items in listed.values() for it in items])
+    splits = self._assign_splits(listed, lambda it: self._problem(it) is None)
+    generators = {}
+    for split, items in splits.items():
+      keys = [item.video_id for item in items]
+      if len(set(keys)) != len(keys):
+        raise ValueError(f"split {split!r} lists some videos twice; video ids must be "
+                         "unique")
+      problems = {it.video_id: self._problem(it) for it in items}
+      for item in items:
+        if problems[item.video_id]:
+          self._skip(split, item, problems[item.video_id])
+      if all(problems.values()):
+        print(f"{self.name}: no usable video for the {split!r} split "
+              f"({len(items)} listed): the dataset is built without it", file=sys.stderr)
+        continue
+      generators[split] = self._generate_examples(
+          [it for it in items if not problems[it.video_id]])
+    if not generators:
+      reasons = sorted({r["reason"] for r in self._skipped})
+      raise errors.UserError(
+          f"{self.name}: none of the {len(self._skipped)} listed videos can be used "
+          f"(e.g. {'; '.join(reasons[:3])}): check --videos")
+    return generators
 
-  def _generate_examples(self, split, items):
-    cache = self.cache_dir / split
-    cache.mkdir(parents=True, exist_ok=True)
-    keys = [item.video_id for item in items]
-    if len(set(keys)) != len(keys):
-      raise ValueError(f"split {split!r} lists some videos twice; video ids must be unique")
-    todo = [it for it in items
-            if it.path is not None and not (cache / _cache_name(it.video_id)).exists()]
-    print(f"{self.name} {split}: {len(items)} videos, {len(items) - len(todo)} already "
-          f"decoded or missing, decoding {len(todo)} with {self._num_workers} workers",
-          file=sys.stderr)
-    if todo:
-      context = multiprocessing.get_context("spawn")  # TF in the parent does not fork well
-      with concurrent.futures.ProcessPoolExecutor(self._num_workers, context) as pool:
-        futures = [pool.submit(_decode_to_cache, it.path, os.fspath(cache /
-                                                                    _cache_name(it.video_id)),
-                               self._decode_options) for it in todo]
-        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures),
-                           desc=f"decoding {split}", unit="video"):
-          future.result()
+  def _generate_examples(self, items):
     for item in items:
-      if item.path is None:
-        self._skip(split, item, "missing file")
-        continue
-      with (cache / _cache_name(item.video_id)).open("rb") as f:
+      with epath.Path(f"{self._cache_stem(item)}.pkl").open("rb") as f:
         record = pickle.load(f)
-      if "skip" in record:
-        self._skip(split, item, record["skip"])
-        continue
       yield item.video_id, {
           "video": record["frames"], "label": item.label, "class_name": item.class_name,
           "video_id": item.video_id, "fps": record["fps"],

@@ -14,6 +14,7 @@ import dataclasses
 import tensorflow_datasets as tfds
 from etils import epath
 
+from cost_jax import errors
 from cost_jax.data.builders.common import VideoDatasetBuilder, VideoItem, index_video_files
 
 SPLIT_PATTERNS = (("train", "train"), ("validation", "val"), ("test", "test"))
@@ -34,8 +35,8 @@ def find_split_files(annotations_dir) -> dict[str, epath.Path]:
         files[split] = path
         break
   if "train" not in files:
-    raise FileNotFoundError(f"no training CSV (a *.csv whose name contains 'train') in "
-                            f"{annotations_dir}: check --annotations")
+    raise errors.MissingInputError("no training CSV (a *.csv whose name contains 'train') "
+                                   f"in {annotations_dir}: check --annotations")
   return files
 
 
@@ -43,8 +44,8 @@ def read_rows(path) -> list[dict]:
   with epath.Path(path).open() as f:
     rows = list(csv.DictReader(f))
   if rows and "youtube_id" not in rows[0]:
-    raise ValueError(f"{path} has columns {list(rows[0])}; expected label, youtube_id, "
-                     "time_start, time_end")
+    raise errors.ConfigError(f"{path} has columns {list(rows[0])}; expected label, "
+                             "youtube_id, time_start, time_end")
   return rows
 
 
@@ -81,9 +82,10 @@ class Kinetics(VideoDatasetBuilder):
     names = sorted({r["label"] for r in self._split_rows()["train"]})
     expected = self.builder_config.num_classes
     if len(names) != expected:
-      raise ValueError(f"the training CSV in {self._annotations_dir} has {len(names)} "
-                       f"classes but kinetics/{self.builder_config.name} has {expected}: "
-                       "check --annotations and --version")
+      raise errors.ConfigError(
+          f"the training CSV in {self._annotations_dir} has {len(names)} classes but "
+          f"kinetics/{self.builder_config.name} has {expected}: check --annotations and "
+          "--version")
     return names
 
   def _split_items(self):

@@ -11,6 +11,7 @@ import csv
 import tensorflow_datasets as tfds
 from etils import epath
 
+from cost_jax import errors
 from cost_jax.data.builders.common import VideoDatasetBuilder, VideoItem
 
 SPLITS = {"train": ("trainingSet.csv", "training"),
@@ -25,7 +26,7 @@ def read_categories(path) -> list[str]:
       if len(row) >= 2 and row[1].strip().isdigit():
         pairs.append((int(row[1]), row[0].strip()))
   if not pairs:
-    raise ValueError(f"{path} lists no categories; expected lines 'name,index'")
+    raise errors.ConfigError(f"{path} lists no categories; expected lines 'name,index'")
   return [name for _, name in sorted(pairs)]
 
 
@@ -53,7 +54,7 @@ class MomentsInTime(VideoDatasetBuilder):
       csv_path = epath.Path(self._annotations_dir) / csv_name
       if not csv_path.exists():
         if split == "train":
-          raise FileNotFoundError(f"{csv_path} not found: check --annotations")
+          raise errors.MissingInputError(f"{csv_path} not found: check --annotations")
         continue
       items[split], seen = [], set()
       with csv_path.open() as f:

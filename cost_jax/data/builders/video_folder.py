@@ -1,18 +1,24 @@
 """`video_folder`: any tree `ROOT/<class>/<video>` (UCF101, HMDB51, your own data).
 
-Classes are the sorted folder names. Splits come from an optional folder of split lists
-(`train*.txt`, `val*.txt`, `test*.txt`, one `class/video.ext` per line; a trailing label
-number, as in UCF101's lists, is ignored); without one, a fixed 10% of each class (chosen
-by a hash of the path) is the validation split and the rest is train. Build several such
-datasets side by side with `--config_name` (e.g. `video_folder/ucf101`).
+Classes are the sorted names of the folders that hold at least one video file (by
+extension, `VIDEO_EXTENSIONS`); other files in them are listed in `skipped.json` as not
+videos. Splits come from an optional folder of split lists (`train*.txt`, `val*.txt`,
+`test*.txt`, one `class/video.ext` per line; a trailing label number, as in UCF101's
+lists, is ignored). Without one, once it is known which videos decode, every class with
+two or more of them gives `max(1, round(10%))` to the validation split (chosen by a hash
+of the path, so rebuilds agree) and the rest to train; a class with one video keeps it
+for training. Build several such datasets side by side with `--config_name` (e.g.
+`video_folder/ucf101`).
 """
 
+import collections
 import dataclasses
 import hashlib
 
 import tensorflow_datasets as tfds
 from etils import epath
 
+from cost_jax import errors
 from cost_jax.data.builders.common import VIDEO_EXTENSIONS, VideoDatasetBuilder, VideoItem
 
 
@@ -21,19 +27,29 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
   validation_fraction: float = 0.1
 
 
-def list_videos(root) -> dict[str, list[str]]:
-  """{class: [relative paths]} below `root` (local or gs://)."""
-  classes = {}
-  for folder in sorted(epath.Path(root).iterdir()):
+def list_videos(root) -> tuple[dict[str, list[str]], list[str]]:
+  """({class: [relative video paths]}, [relative paths of the other files in class
+  folders]) below `root` (local or gs://); hidden files are ignored."""
+  root = epath.Path(root)
+  if not root.is_dir():
+    raise errors.MissingInputError(f"--videos={root}: no such folder")
+  classes, others = {}, []
+  for folder in sorted(root.iterdir()):
     if not folder.is_dir():
       continue
-    videos = sorted(f"{folder.name}/{f.name}" for f in folder.iterdir()
-                    if f.suffix.lower() in VIDEO_EXTENSIONS)
+    files = sorted(f for f in folder.iterdir()
+                   if not f.name.startswith(".") and not f.is_dir())
+    videos = [f"{folder.name}/{f.name}" for f in files
+              if f.suffix.lower() in VIDEO_EXTENSIONS]
     if videos:
       classes[folder.name] = videos
+      others += [f"{folder.name}/{f.name}" for f in files
+                 if f.suffix.lower() not in VIDEO_EXTENSIONS]
   if not classes:
-    raise FileNotFoundError(f"no <class>/<video> files below {root}: check --videos")
-  return classes
+    raise errors.MissingInputError(
+        f"no <class>/<video> files below {root} (videos end in "
+        f"{', '.join(VIDEO_EXTENSIONS)}): check --videos")
+  return classes, others
 
 
 def _strip_label(line: str) -> str:
@@ -42,28 +58,34 @@ def _strip_label(line: str) -> str:
   return parts[0] if len(parts) == 2 and parts[1].isdigit() else line.strip()
 
 
-def _in_validation(path: str, fraction: float) -> bool:
-  digest = hashlib.sha1(path.encode()).digest()
-  return int.from_bytes(digest[:4], "big") / 2 ** 32 < fraction
+def _hash_order(path: str) -> bytes:
+  return hashlib.sha1(path.encode()).digest()
+
+
+def validation_count(num_videos: int, fraction: float) -> int:
+  """Videos of a class that go to validation: none below two, else at least one."""
+  return 0 if num_videos < 2 else max(1, round(fraction * num_videos))
 
 
 class VideoFolder(VideoDatasetBuilder):
   """Class-per-folder videos (see the module docstring)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "First version.",
+                   "1.1.0": "Validation: at least one video of every class with two or "
+                            "more; non-video files listed in skipped.json."}
   BUILDER_CONFIGS = [VideoFolderConfig(name="default")]
 
   def __init__(self, *, videos_dir=None, splits_dir=None, **kwargs):
     self._videos_dir, self._splits_dir = videos_dir, splits_dir
-    self._classes = None
+    self._classes = self._others = None
     super().__init__(**kwargs)
 
   def _class_names(self):
     if self._videos_dir is None:
       return None
     if self._classes is None:
-      self._classes = list_videos(self._videos_dir)
+      self._classes, self._others = list_videos(self._videos_dir)
     return list(self._classes)
 
   def _split_lists(self) -> dict[str, list[str]]:
@@ -77,20 +99,19 @@ class VideoFolder(VideoDatasetBuilder):
       lists.setdefault(split, []).extend(
           _strip_label(line) for line in path.read_text().splitlines() if line.strip())
     if "train" not in lists:
-      raise FileNotFoundError(f"no train*.txt split list in {self._splits_dir}")
+      raise errors.MissingInputError(f"no train*.txt split list in {self._splits_dir}: "
+                                     "check --splits")
     return lists
 
   def _split_items(self):
     names = self._class_names()
-    label_of = {n: i for i, n in enumerate(names)}
-    root = self._videos_dir
     if self._splits_dir:
       lists = self._split_lists()
-    else:
-      fraction = self.builder_config.validation_fraction
-      every = [v for videos in self._classes.values() for v in videos]
-      lists = {"train": [v for v in every if not _in_validation(v, fraction)],
-               "validation": [v for v in every if _in_validation(v, fraction)]}
+    else:  # one pool, split by `_assign_splits` once decoded
+      lists = {"train": [v for videos in self._classes.values() for v in videos]
+                        + self._others}
+    label_of = {n: i for i, n in enumerate(names)}
+    root = self._videos_dir
     items = {}
     for split, paths in lists.items():
       items[split] = []
@@ -98,6 +119,25 @@ class VideoFolder(VideoDatasetBuilder):
         cls = rel.replace("\\", "/").split("/")[0]
         path = str(epath.Path(root) / rel)
         found = cls in label_of and epath.Path(path).exists()
+        suffix = epath.Path(rel).suffix.lower()
+        problem = ("" if suffix in VIDEO_EXTENSIONS
+                   else f"not a video file (extension {suffix or 'none'!r})")
         items[split].append(VideoItem(rel, path if found else None, label_of.get(cls, -1),
-                                      cls))
+                                      cls, problem))
     return items
+
+  def _assign_splits(self, items, usable):
+    if self._splits_dir:
+      return items
+    fraction = self.builder_config.validation_fraction
+    by_class = collections.defaultdict(list)
+    for item in items["train"]:
+      if usable(item):
+        by_class[item.label].append(item)
+    validation = set()
+    for videos in by_class.values():
+      ranked = sorted(videos, key=lambda it: _hash_order(it.video_id))
+      validation.update(it.video_id for it in
+                        ranked[:validation_count(len(ranked), fraction)])
+    return {"train": [it for it in items["train"] if it.video_id not in validation],
+            "validation": [it for it in items["train"] if it.video_id in validation]}

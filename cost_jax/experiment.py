@@ -1,0 +1,109 @@
+"""An experiment: what a config describes before anything is compiled.
+
+`setup(config)` checks the config, finds the dataset and builds the model, the device mesh
+(a `data` axis over every device of every host) and the optimiser; `init_state` gives
+fresh (optionally ImageNet-inflated) parameters. Training, evaluation and the analysis
+tools all start here.
+"""
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from cost_jax import errors, models, optim, steps
+from cost_jax.data import pipeline
+from cost_jax.models import pretrained
+
+
+@dataclasses.dataclass
+class Experiment:
+  """Everything derived from a config before any compilation: model, data, schedule."""
+  config: ml_collections.ConfigDict
+  model: Any
+  builder: Any
+  mesh: Mesh
+  local_batch: int
+  steps_per_epoch: int
+  num_steps: int
+  schedule: optax.Schedule
+  tx: optax.GradientTransformation
+  # Jitted steps built once per experiment (e.g. evaluation), so periodic validation
+  # does not recompile.
+  compiled: dict = dataclasses.field(default_factory=dict)
+
+  @property
+  def data_sharding(self):
+    return NamedSharding(self.mesh, P("data"))
+
+  @property
+  def replicated(self):
+    return NamedSharding(self.mesh, P())
+
+
+def setup(config) -> Experiment:
+  """Checks the config, finds the dataset and builds model, mesh and optimiser.
+
+  Raises a `errors.UserError` (`ConfigError`, `DatasetNotFoundError`) naming the field
+  and the fix before anything is compiled.
+  """
+  model_probe = models.create_model(config.model)  # validates variant, depth, dtype
+  pipeline.check_input_config(config.input)
+  builder = pipeline.get_builder(config.dataset)
+  num_classes = builder.info.features["label"].num_classes
+  if config.model.num_classes not in (num_classes, 0):
+    logging.warning("config.model.num_classes=%d but %s has %d classes: using %d",
+                    config.model.num_classes, config.dataset.name, num_classes,
+                    num_classes)
+  model = model_probe.clone(num_classes=num_classes)
+  devices = np.array(jax.devices())
+  if config.batch_size % len(devices) or config.eval_batch_size % len(devices):
+    raise errors.ConfigError(
+        f"config.batch_size={config.batch_size} and config.eval_batch_size="
+        f"{config.eval_batch_size} must be multiples of the {len(devices)} devices")
+  mesh = Mesh(devices, ("data",))
+  train_split = pipeline.require_split(builder, config.dataset.train_split,
+                                       "config.dataset.train_split")
+  train_examples = builder.info.splits[train_split].num_examples
+  steps_per_epoch = max(train_examples // config.batch_size, 1)
+  num_steps = (config.num_train_steps if config.num_train_steps > 0
+               else int(math.ceil(config.num_epochs * steps_per_epoch)))
+  schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size,
+                                          steps_per_epoch, num_steps)
+  return Experiment(config, model, builder, mesh, config.batch_size // jax.process_count(),
+                    steps_per_epoch, num_steps, schedule,
+                    optim.create_optimizer(config.optimizer, schedule))
+
+
+def abstract_state(model, tx, config) -> steps.TrainState:
+  """Shapes and dtypes of the train state of `config` (traced, never compiled)."""
+  return jax.eval_shape(functools.partial(steps.fresh_state, model, tx, config),
+                        jax.random.key(0))
+
+
+def init_state(exp: Experiment) -> steps.TrainState:
+  """Fresh parameters (optionally inflated from an ImageNet checkpoint), replicated."""
+  c = exp.config
+  state = jax.jit(functools.partial(steps.fresh_state, exp.model, exp.tx, c),
+                  out_shardings=exp.replicated)(jax.random.key(c.seed))
+  if c.init_from:
+    variables, report = pretrained.load_imagenet_file(
+        jax.device_get({"params": state.params, "batch_stats": state.batch_stats}),
+        c.init_from)
+    logging.info("initialised from %s: %s", c.init_from, report)
+    state = state.replace(**jax.device_put(variables, exp.replicated))
+  return state
+
+
+def global_batch(exp: Experiment, local_batch):
+  """Host-local numpy arrays -> global arrays sharded over the `data` axis."""
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(exp.data_sharding, np.asarray(x)),
+      local_batch)
