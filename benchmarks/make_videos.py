@@ -6,7 +6,7 @@
 Then build and time them:
   python -m cost_jax.prepare video_folder --videos=/tmp/bench_videos --config_name=bench \
       --data_dir=/tmp/bench_tfds
-  python -m cost_jax.data.benchmark --config=configs/kinetics.py \
+  python -m cost_jax.bench.data --config=configs/kinetics.py \
       --config.dataset.name=video_folder/bench --config.dataset.data_dir=/tmp/bench_tfds
 """
 

@@ -3,7 +3,7 @@
 Written the way the authors' PyTorch release runs CoST: the shared `(O, I, 3, 3)` kernel
 viewed as three `conv3d` weights, three `conv3d` calls, then a weighted sum (CoST(a):
 softmax of `alpha`; CoST(b): max-pooled views -> fc1 -> fc2 -> softmax). Used only by
-`python -m cost_jax.benchmark --torch`; needs `pip install torch` (CPU or CUDA build).
+`python -m cost_jax.bench.model --torch`; needs `pip install torch` (CPU or CUDA build).
 """
 
 import time
@@ -97,18 +97,27 @@ class ResNet50(nn.Module):
     return self.fc(self.dropout(x.mean(dim=(2, 3, 4))))
 
 
-def benchmark(config, variant, batch, warmup, repeats, time_fn) -> dict:
-  """Forward and train-step timings of the PyTorch network under the same settings."""
+def benchmark(config, variant, batch, warmup, repeats, time_fn,
+              compile_model: bool = False) -> dict:
+  """Forward and train-step timings of the PyTorch network under the same settings.
+
+  Tuned as a PyTorch user would on a GPU: channels-last 3-D weights and inputs, bfloat16
+  autocast for a bfloat16 config, `cudnn.benchmark` (each convolution's fastest
+  algorithm is picked on the first call, which the untimed first call absorbs), and with
+  `compile_model` the network through `torch.compile`.
+  """
   i, o = config.input, config.optimizer
   cuda = torch.cuda.is_available()
   device = torch.device("cuda" if cuda else "cpu")
+  torch.backends.cudnn.benchmark = cuda
   bf16 = config.model.dtype == "bfloat16"
-  model = ResNet50(variant, config.model.num_classes, config.model.width,
+  eager = ResNet50(variant, config.model.num_classes, config.model.width,
                    config.model.dropout_rate).to(device)
-  for p in model.parameters():  # channels-last for the 5-D conv weights only
+  model = torch.compile(eager) if compile_model else eager
+  for p in eager.parameters():  # channels-last for the 5-D conv weights only
     if p.dim() == 5:
       p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
-  opt = torch.optim.SGD(model.parameters(), lr=o.base_lr, momentum=o.momentum,
+  opt = torch.optim.SGD(eager.parameters(), lr=o.base_lr, momentum=o.momentum,
                         weight_decay=o.weight_decay)
   video = torch.randint(0, 256, (batch, 3, i.num_frames, i.crop_size, i.crop_size),
                         dtype=torch.uint8, device=device)
@@ -133,7 +142,7 @@ def benchmark(config, variant, batch, warmup, repeats, time_fn) -> dict:
       loss = F.cross_entropy(model(inputs()).float(), labels)
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip_norm)
+    torch.nn.utils.clip_grad_norm_(eager.parameters(), o.grad_clip_norm)
     opt.step()
     return loss
 
@@ -149,4 +158,6 @@ def benchmark(config, variant, batch, warmup, repeats, time_fn) -> dict:
   if cuda:
     result["train_memory"] = {"device_peak_bytes": torch.cuda.max_memory_allocated()}
   result["threads"] = torch.get_num_threads()
+  result["torch_version"] = torch.__version__
+  result["torch_compile"] = compile_model
   return result

@@ -2,7 +2,7 @@
 state, its initialisation, one SGD step and the class probabilities of clips.
 
 Pure JAX, Flax and optax, free of data loading, checkpoints and logging (no TensorFlow),
-so the same steps run in `cost_jax.train`, in `cost_jax.benchmark` on a machine without
+so the same steps run in `cost_jax.train`, in `cost_jax.bench.model` on a machine without
 the tf.data stack, and in a notebook.
 """
 
@@ -57,6 +57,24 @@ def train_step(state: TrainState, batch, *, model, tx, schedule, seed, input_con
              "grad_norm": optax.global_norm(grads),
              "learning_rate": schedule(state.step)}
   return TrainState(state.step + 1, params, batch_stats, opt_state), metrics
+
+
+def jit_train_step(model, tx, schedule, seed, input_config, state, replicated, data):
+  """`train_step` jitted as training runs it: state replicated and donated, batch sharded
+  with `data`, compiled once.
+
+  `step_fn(state, batch, stop) -> (state, metrics, any_stop)`: `stop` (int32, one entry
+  per device, sharded like the batch) holds each host's request to stop; `any_stop`,
+  replicated, is their maximum, so that every host reads the same answer.
+  """
+  def step(state, batch, stop):
+    state, metrics = train_step(state, batch, model=model, tx=tx, schedule=schedule,
+                                seed=seed, input_config=input_config)
+    return state, metrics, jnp.max(stop)
+
+  state_sharding = jax.tree.map(lambda _: replicated, state)
+  return jax.jit(step, in_shardings=(state_sharding, data, data),
+                 out_shardings=(state_sharding, replicated, replicated), donate_argnums=0)
 
 
 def predict_step(params, batch_stats, video, *, model, input_config):

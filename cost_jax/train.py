@@ -10,7 +10,6 @@ import signal
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -24,22 +23,9 @@ from cost_jax.experiment import Experiment
 
 
 def compile_train_step(exp: Experiment, state: steps.TrainState):
-  """The jitted, state-donating train step with explicit shardings.
-
-  `step_fn(state, batch, stop) -> (state, metrics, any_stop)`: `stop` holds each device's
-  host's stop request (`Preemption.flags`); `any_stop`, replicated, is whether any host
-  asked, so that every host reads the same answer.
-  """
-  def step(state, batch, stop):
-    state, metrics = steps.train_step(state, batch, model=exp.model, tx=exp.tx,
-                                      schedule=exp.schedule, seed=exp.config.seed,
-                                      input_config=exp.config.input)
-    return state, metrics, jnp.max(stop)
-
-  state_sharding = jax.tree.map(lambda _: exp.replicated, state)
-  return jax.jit(step, in_shardings=(state_sharding, exp.data_sharding, exp.data_sharding),
-                 out_shardings=(state_sharding, exp.replicated, exp.replicated),
-                 donate_argnums=0)
+  """`steps.jit_train_step` for the experiment: `step_fn(state, batch, stop)`."""
+  return steps.jit_train_step(exp.model, exp.tx, exp.schedule, exp.config.seed,
+                              exp.config.input, state, exp.replicated, exp.data_sharding)
 
 
 class Preemption:

@@ -3,7 +3,6 @@ names builds as the README shows it, and every user error ends the command line 
 with one clear line (no traceback) and loses nothing."""
 
 import json
-import os
 import subprocess
 import sys
 

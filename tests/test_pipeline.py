@@ -167,7 +167,7 @@ def test_missing_dataset_error_names_the_fix(tmp_path):
 
 
 def test_pipeline_benchmark_measures_every_line(synthetic_tiny):
-  from cost_jax.data import benchmark
+  from cost_jax.bench import data as benchmark
   config = _config(clips=2, crops=1)
   config.dataset.name = "synthetic_motion/tiny"
   config.dataset.data_dir = str(pathlib.Path(synthetic_tiny.data_dir).parents[2])

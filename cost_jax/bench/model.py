@@ -1,6 +1,6 @@
 r"""Speed of the models: inference forward and the full training step, per variant.
 
-  python -m cost_jax.benchmark --config=configs/kinetics.py \
+  python -m cost_jax.bench.model --config=configs/kinetics.py \
       [--variants=c2d,c3d,c3d_full,r2plus1d,costa,costb] [--batch=32] [--dtype=bfloat16] \
       [--clip=8,224] [--remat] [--torch] [--find_max_batch] [--json=bench.json]
 
@@ -8,7 +8,7 @@ For each variant, on whatever devices JAX sees (the batch is sharded over all of
 the config's clip shape: compile time, median and spread (10th to 90th percentile) of the
 forward pass (`train=False`) and of the training step exactly as `cost_jax.train` runs it
 (forward, backward, clipping, weight decay, SGD update, BatchNorm statistics; the clips
-arrive at the crop size, so the input resize `cost_jax.data.benchmark` times is left
+arrive at the crop size, so the input resize `cost_jax.bench.data` times is left
 out), clips/s,
 GFLOPs per clip from XLA's cost analysis, achieved TFLOP/s and its share of the device's
 peak, and memory: the device's peak where the backend reports it, else XLA's compiled
@@ -40,6 +40,9 @@ from etils import epath
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cost_jax import cli, models, optim, steps, summary
+
+# The repository root: benchmarks/torch_models.py lives there, beside the package.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Dense bfloat16 peak TFLOP/s per chip (vendor figures); float32 uses the same table only
 # for TPUs, where XLA runs float32 matmuls through bfloat16 passes by default.
@@ -120,11 +123,12 @@ def _flops(compiled) -> float:
 
 def _jit_train_step(model, tx, schedule, config, state, replicated, data):
   """The training step exactly as `cost_jax.train` compiles it."""
-  step = functools.partial(steps.train_step, model=model, tx=tx, schedule=schedule,
-                           seed=0, input_config=config.input)
-  state_sharding = jax.tree.map(lambda _: replicated, state)
-  return jax.jit(step, in_shardings=(state_sharding, data),
-                 out_shardings=(state_sharding, replicated), donate_argnums=0)
+  return steps.jit_train_step(model, tx, schedule, 0, config.input, state, replicated,
+                              data)
+
+
+def _no_stop(data) -> jax.Array:
+  return jax.device_put(np.zeros(jax.device_count(), np.int32), data)
 
 
 def _setup(config, batch: int):
@@ -149,8 +153,9 @@ def largest_batch(config, start: int, limit: int = 4096) -> tuple[int | None, st
   while batch <= limit:
     inputs = {"video": jax.ShapeDtypeStruct(summary.clip_shape(config, batch), jnp.uint8),
               "label": jax.ShapeDtypeStruct((batch,), jnp.int32)}
+    stop = jax.ShapeDtypeStruct((jax.device_count(),), jnp.int32)
     compiled = _jit_train_step(model, tx, schedule, config, state, replicated,
-                               data).lower(state, inputs).compile()
+                               data).lower(state, inputs, stop).compile()
     need = _memory(compiled).get("compiled_bytes")
     if need is None or need > 0.95 * capacity:
       break
@@ -184,13 +189,14 @@ def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
   results["forward_memory"] = _memory(fwd)
 
   start = time.perf_counter()
+  stop = _no_stop(data)
   compiled = _jit_train_step(model, tx, schedule, config, state, replicated, data).lower(
-      state, {"video": video, "label": labels}).compile()
+      state, {"video": video, "label": labels}, stop).compile()
   results["train_compile_s"] = time.perf_counter() - start
   holder = [state]
 
   def run_step():
-    holder[0], metrics = compiled(holder[0], {"video": video, "label": labels})
+    holder[0], metrics, _ = compiled(holder[0], {"video": video, "label": labels}, stop)
     return metrics["loss"]
 
   results["train"] = time_fn(run_step, jax.block_until_ready, warmup, repeats).as_dict()
@@ -256,7 +262,7 @@ def ratios(rows: list[dict]) -> dict:
 
 def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
         with_torch: bool = False, json_path: str | None = None,
-        find_max_batch: bool = False) -> dict:
+        find_max_batch: bool = False, torch_compile: bool = False) -> dict:
   """Benchmarks every variant; returns (and optionally writes) the JSON report."""
   device = jax.devices()[0]
   peak, peak_source = device_peak_tflops(device, config.model.dtype)
@@ -272,18 +278,21 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
     print(format_table(rows[-1:]).splitlines()[-1], flush=True)
   if with_torch:
     # benchmarks/torch_models.py lives beside the package, not in it.
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)),
-                                    "benchmarks"))
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import torch_models
     for variant in variants:
       if variant not in torch_models.VARIANTS:
         continue
-      r = torch_models.benchmark(config, variant, batch, warmup, repeats, time_fn)
+      r = torch_models.benchmark(config, variant, batch, warmup, repeats, time_fn,
+                                 compile_model=torch_compile)
       rows.append(summarise(variant, "torch", r, batch, None, 1))
       print(format_table(rows[-1:]).splitlines()[-1], flush=True)
   i = config.input
+  torch_row = next((r for r in rows if r["framework"] == "torch"), {})
   report = {"device": device.device_kind, "platform": device.platform,
             "num_devices": jax.device_count(), "jax_version": jax.__version__,
+            "torch_version": torch_row.get("torch_version"),
+            "torch_compile": torch_row.get("torch_compile"),
             "dtype": config.model.dtype, "clip": [i.num_frames, i.crop_size, i.crop_size],
             "batch": batch, "peak_tflops_per_device": peak, "peak_source": peak_source,
             "remat": bool(config.model.get("remat", False)), "rows": rows,
@@ -325,7 +334,8 @@ def main(argv):
   if batch % jax.device_count():
     raise app.UsageError(f"--batch={batch} must be a multiple of the "
                          f"{jax.device_count()} devices")
-  run(config, variants, batch, f.warmup, f.repeats, f.torch, f.json, f.find_max_batch)
+  run(config, variants, batch, f.warmup, f.repeats, f.torch, f.json, f.find_max_batch,
+      f.torch_compile)
 
 
 if __name__ == "__main__":
@@ -338,6 +348,8 @@ if __name__ == "__main__":
   flags.DEFINE_string("clip", None, "FRAMES,SIZE, overriding config.input.")
   flags.DEFINE_bool("remat", False, "Rematerialise each block in the backward pass.")
   flags.DEFINE_bool("torch", False, "Also time benchmarks/torch_models.py (needs torch).")
+  flags.DEFINE_bool("torch_compile", False, "With --torch: run the PyTorch networks "
+                    "through torch.compile.")
   flags.DEFINE_integer("warmup", 2, "Untimed runs after compilation.")
   flags.DEFINE_integer("repeats", 10, "Timed runs.")
   flags.DEFINE_string("json", None, "Where to write the JSON report.")

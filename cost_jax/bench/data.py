@@ -1,6 +1,6 @@
 r"""Input pipeline throughput, side by side with plain JPEG decoding of the same frames.
 
-  python -m cost_jax.data.benchmark --config=configs/demo.py [--clips=2048]
+  python -m cost_jax.bench.data --config=configs/demo.py [--clips=2048]
 
 Prints clips/s of the train pipeline and of the multi-view test pipeline, and, in the same
 run, the rate at which a bare tf.data loop reads the same records and only runs

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/benchmarks.md in one command, on a machine with an NVIDIA GPU:
+# JAX and PyTorch side by side in one run (R50 at 8x224x224, bfloat16 compute, float32
+# parameters, batch 32 and the largest batch that fits), XLA's FLOPs and the MFU, and the
+# issue's targets met or not.
+#   ./benchmarks/gpu.sh [OUT_DIR]                  (default: docs/benchmarks)
+# Needs jax[cuda12], flax, optax, orbax-checkpoint, ml-collections and a CUDA torch:
+#   pip install 'jax[cuda12]' flax optax orbax-checkpoint ml-collections torch
+# Writes, per PyTorch mode (eager; compiled), OUT_DIR/bench_MODE.json (every figure),
+# bench_MODE.md (the table and the targets) and bench_MODE.log. Settings (environment):
+#   VARIANTS (c2d,c3d,c3d_full,costa,costb)  BATCH (32)  DTYPE (bfloat16)
+#   TORCH_COMPILE (1: PyTorch through torch.compile as well as eager; 0: eager only)
+#   EXTRA (more flags for cost_jax.bench.model, e.g. --clip=8,112)
+#   DRY_RUN (1: check nothing, print the commands it would run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-docs/benchmarks}"
+python="${PYTHON:-python3}"
+variants="${VARIANTS:-c2d,c3d,c3d_full,costa,costb}"
+batch="${BATCH:-32}"
+dtype="${DTYPE:-bfloat16}"
+torch_compile="${TORCH_COMPILE:-1}"
+read -r -a extra <<< "${EXTRA:-}"
+
+bench=("$python" -m cost_jax.bench.model --config=configs/kinetics.py
+       "--variants=$variants" "--batch=$batch" "--dtype=$dtype" --torch --find_max_batch
+       "${extra[@]}")
+runs=("eager")
+if [[ "$torch_compile" == 1 ]]; then runs+=("compiled"); fi
+
+if [[ "${DRY_RUN:-0}" == 1 ]]; then
+  for run in "${runs[@]}"; do
+    flag=()
+    if [[ "$run" == compiled ]]; then flag=(--torch_compile); fi
+    echo "${bench[*]} ${flag[*]} --json=$out/bench_$run.json"
+    echo "$python -m cost_jax.bench.report $out/bench_$run.json > $out/bench_$run.md"
+  done
+  exit 0
+fi
+
+missing="$("$python" - <<'EOF'
+import importlib.util
+names = ("jax", "flax", "optax", "orbax.checkpoint", "ml_collections", "torch")
+print(" ".join(n for n in names if importlib.util.find_spec(n.split(".")[0]) is None))
+EOF
+)"
+if [[ -n "$missing" ]]; then
+  echo "benchmarks/gpu.sh: missing Python packages: $missing" >&2
+  echo "  pip install 'jax[cuda12]' flax optax orbax-checkpoint ml-collections torch" >&2
+  exit 2
+fi
+platform="$("$python" -c 'import jax; print(jax.devices()[0].platform)' 2>/dev/null || true)"
+if [[ "$platform" != gpu ]]; then
+  echo "benchmarks/gpu.sh: JAX sees no GPU (its devices are '${platform:-none}'): run it on" \
+       "a machine with an NVIDIA GPU and jax[cuda12] installed" >&2
+  exit 2
+fi
+
+mkdir -p "$out"
+driver="$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null \
+          | head -n 1 || true)"
+date="$(date -u +%Y-%m-%d)"
+for run in "${runs[@]}"; do
+  flag=()
+  if [[ "$run" == compiled ]]; then flag=(--torch_compile); fi
+  "${bench[@]}" "${flag[@]}" "--json=$out/bench_$run.json" 2>&1 | tee "$out/bench_$run.log"
+  "$python" -m cost_jax.bench.report "$out/bench_$run.json" "--driver=$driver" \
+    "--date=$date" > "$out/bench_$run.md"
+  echo "-> $out/bench_$run.json, $out/bench_$run.md"
+done
