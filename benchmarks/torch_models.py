@@ -1,11 +1,14 @@
 """PyTorch reference: the ResNet-50 family of DESIGN section 2, for side-by-side timing.
 
-Written the way the authors' PyTorch release runs CoST: the shared `(O, I, 3, 3)` kernel
-viewed as three `conv3d` weights, three `conv3d` calls, then a weighted sum (CoST(a):
-softmax of `alpha`; CoST(b): max-pooled views -> fc1 -> fc2 -> softmax). Used only by
-`python -m cost_jax.bench.model --torch`; needs `pip install torch` (CPU or CUDA build).
+Written the way the authors' PyTorch release runs CoST: the shared kernel viewed as three
+`conv3d` weights, three `conv3d` calls, then a weighted sum (CoST(a): softmax of `alpha`;
+CoST(b): max-pooled views -> fc1 -> fc2 -> softmax), with the module names of their
+MMAction2 checkpoints (DESIGN section 3b), so that it is also the reference the MMAction2
+import is tested against. Used by `python -m cost_jax.bench.model --torch` and the tests;
+needs `pip install torch` (CPU or CUDA build).
 """
 
+import functools
 import time
 
 import torch
@@ -17,10 +20,13 @@ MARKED = ((0, 1, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (1, 0, 1))  # R50, DESIGN
 
 
 class CoST(nn.Module):
+  """The shared kernel is `weight` (O, I, 1, 3, 3), the H-W view's shape; the T-W and T-H
+  views use the same numbers laid out as (O, I, 3, 1, 3) and (O, I, 3, 3, 1)."""
+
   def __init__(self, c_in, c_out, stride, variant):
     super().__init__()
     self.variant, self.stride = variant, (1, stride, stride)
-    self.weight = nn.Parameter(torch.empty(c_out, c_in, 3, 3))
+    self.weight = nn.Parameter(torch.empty(c_out, c_in, 1, 3, 3))
     nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
     if variant == "a":
       self.alpha = nn.Parameter(torch.tensor([0.7, -0.7, -0.7])[:, None].repeat(1, c_out))
@@ -29,7 +35,7 @@ class CoST(nn.Module):
       self.fc2 = nn.Linear(3, 3, bias=False)
 
   def forward(self, x):
-    w = self.weight
+    w = self.weight[:, :, 0]
     views = [F.conv3d(x, w.unsqueeze(2), stride=self.stride, padding=(0, 1, 1)),
              F.conv3d(x, w.unsqueeze(3), stride=self.stride, padding=(1, 0, 1)),
              F.conv3d(x, w.unsqueeze(4), stride=self.stride, padding=(1, 1, 0))]
@@ -41,60 +47,92 @@ class CoST(nn.Module):
     return sum(a[..., i].view(a.shape[0], -1, 1, 1, 1) * v for i, v in enumerate(views))
 
 
+class ConvModule(nn.Module):
+  """MMCV's ConvModule as MMAction2 uses it: `conv` then `bn`, ReLU unless told not to."""
+
+  def __init__(self, conv, channels, relu=True):
+    super().__init__()
+    self.conv, self.bn, self.relu = conv, nn.BatchNorm3d(channels), relu
+
+  def forward(self, x):
+    x = self.bn(self.conv(x))
+    return F.relu(x) if self.relu else x
+
+
+def _conv(c_in, c_out, kernel, stride=(1, 1, 1)):
+  return nn.Conv3d(c_in, c_out, kernel, stride, tuple(k // 2 for k in kernel), bias=False)
+
+
 class Bottleneck(nn.Module):
   def __init__(self, c_in, width, stride, marked, variant):
     super().__init__()
     t1 = 3 if marked and variant == "c3d" else 1
-    self.conv1 = nn.Conv3d(c_in, width, (t1, 1, 1), padding=(t1 // 2, 0, 0), bias=False)
-    self.bn1 = nn.BatchNorm3d(width)
+    self.conv1 = ConvModule(_conv(c_in, width, (t1, 1, 1)), width)
     if marked and variant in ("costa", "costb"):
-      self.conv2 = CoST(width, width, stride, variant[-1])
+      conv2 = CoST(width, width, stride, variant[-1])
     else:
       k = 3 if marked and variant == "c3d_full" else 1
-      self.conv2 = nn.Conv3d(width, width, (k, 3, 3), (1, stride, stride), (k // 2, 1, 1),
-                             bias=False)
-    self.bn2 = nn.BatchNorm3d(width)
-    self.conv3 = nn.Conv3d(width, 4 * width, 1, bias=False)
-    self.bn3 = nn.BatchNorm3d(4 * width)
+      conv2 = _conv(width, width, (k, 3, 3), (1, stride, stride))
+    self.conv2 = ConvModule(conv2, width)
+    self.conv3 = ConvModule(_conv(width, 4 * width, (1, 1, 1)), 4 * width, relu=False)
     self.downsample = None
     if stride != 1 or c_in != 4 * width:
-      self.downsample = nn.Sequential(
-          nn.Conv3d(c_in, 4 * width, 1, (1, stride, stride), bias=False),
-          nn.BatchNorm3d(4 * width))
+      self.downsample = ConvModule(
+          _conv(c_in, 4 * width, (1, 1, 1), (1, stride, stride)), 4 * width, relu=False)
 
   def forward(self, x):
-    y = F.relu(self.bn1(self.conv1(x)))
-    y = F.relu(self.bn2(self.conv2(y)))
-    y = self.bn3(self.conv3(y))
+    y = self.conv3(self.conv2(self.conv1(x)))
     return F.relu(y + (x if self.downsample is None else self.downsample(x)))
 
 
-class ResNet50(nn.Module):
-  def __init__(self, variant="c2d", num_classes=400, width=64, dropout=0.5):
+class Backbone(nn.Module):
+  def __init__(self, variant, width, marked):
     super().__init__()
-    if variant not in VARIANTS:
-      raise ValueError(f"no PyTorch reference for {variant!r}: one of {VARIANTS}")
-    self.stem = nn.Sequential(
-        nn.Conv3d(3, width, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
-        nn.BatchNorm3d(width), nn.ReLU(inplace=True),
-        nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
-    stages, c_in = [], width
-    for s, marked in enumerate(MARKED):
+    self.conv1 = ConvModule(nn.Conv3d(3, width, (1, 7, 7), (1, 2, 2), (0, 3, 3),
+                                      bias=False), width)
+    c_in = width
+    for s, stage in enumerate(marked):
       blocks = []
-      for b, m in enumerate(marked):
+      for b, m in enumerate(stage):
         blocks.append(Bottleneck(c_in, width * 2 ** s, 2 if s > 0 and b == 0 else 1, m,
                                  variant))
         c_in = 4 * width * 2 ** s
-      stages.append(nn.Sequential(*blocks))
-    self.res2, self.res3, self.res4, self.res5 = stages
-    self.dropout = nn.Dropout(dropout)
-    self.fc = nn.Linear(c_in, num_classes)
+      setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
+    self.out_channels = c_in
 
   def forward(self, x):                                   # (N, 3, T, H, W)
-    x = self.res2(self.stem(x))
-    x = F.max_pool3d(x, (2, 1, 1), (2, 1, 1))
-    x = self.res5(self.res4(self.res3(x)))
-    return self.fc(self.dropout(x.mean(dim=(2, 3, 4))))
+    x = F.max_pool3d(self.conv1(x), (1, 3, 3), (1, 2, 2), (0, 1, 1))
+    x = F.max_pool3d(self.layer1(x), (2, 1, 1), (2, 1, 1))
+    return self.layer4(self.layer3(self.layer2(x)))
+
+
+class Head(nn.Module):
+  def __init__(self, c_in, num_classes, dropout):
+    super().__init__()
+    self.dropout = nn.Dropout(dropout)
+    self.fc_cls = nn.Linear(c_in, num_classes)
+
+  def forward(self, x):
+    return self.fc_cls(self.dropout(x.mean(dim=(2, 3, 4))))
+
+
+class Recognizer(nn.Module):
+  """The authors' network in MMAction2's layout: `backbone.conv1.conv.weight`,
+  `backbone.layer1.0.conv2.conv.alpha`, `cls_head.fc_cls.weight`, ... (DESIGN 3b)."""
+
+  def __init__(self, variant="c2d", num_classes=400, width=64, dropout=0.5,
+               marked=MARKED):
+    super().__init__()
+    if variant not in VARIANTS:
+      raise ValueError(f"no PyTorch reference for {variant!r}: one of {VARIANTS}")
+    self.backbone = Backbone(variant, width, marked)
+    self.cls_head = Head(self.backbone.out_channels, num_classes, dropout)
+
+  def forward(self, x):                                   # (N, 3, T, H, W)
+    return self.cls_head(self.backbone(x))
+
+
+ResNet50 = functools.partial(Recognizer, marked=MARKED)
 
 
 def benchmark(config, variant, batch, warmup, repeats, time_fn,

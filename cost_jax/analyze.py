@@ -74,7 +74,7 @@ def analyze_workdir(workdir, split: str | None = None, per_class: bool = False) 
   """Writes `coefficients.json` and `coefficients.png` for the latest checkpoint."""
   workdir = epath.Path(workdir)
   config = workdir_lib.load_run_config(workdir)
-  exp, state = workdir_lib.restore_latest(config, workdir)
+  exp, state = evaluate.restore_latest(config, workdir)
   split = split or config.dataset.eval_split
   analysis = {"workdir": str(workdir), "variant": config.model.variant,
               "dataset": config.dataset.name, "step": int(state.step), "views": list(VIEWS)}

@@ -1,6 +1,6 @@
 r"""Evaluation: single-clip validation and the paper's multi-view test.
 
-  python -m cost_jax.evaluate --workdir=DIR [--num_clips=10 --num_crops=3]
+  python -m cost_jax.evaluate --workdir=DIR [--num_clips=10 --num_crops=3 --data_dir=DATA]
 
 runs the test on the latest checkpoint of a training workdir and writes
 `DIR/results.json`: top-1, top-5 and mean class accuracy, per clip (every view on its own)
@@ -15,7 +15,7 @@ import numpy as np
 from absl import flags, logging
 from etils import epath
 
-from cost_jax import cli, steps, workdir as workdir_lib
+from cost_jax import cli, errors, experiment, steps, workdir as workdir_lib
 from cost_jax.data import pipeline
 
 
@@ -110,15 +110,38 @@ def write_results(exp, step: int, workdir, predictions) -> dict:
   return results
 
 
-def evaluate_workdir(workdir, num_clips: int | None = None,
-                     num_crops: int | None = None) -> dict:
-  """Runs `test` on the latest checkpoint of `workdir`."""
-  config = workdir_lib.load_run_config(workdir)
+def restore_latest(config, workdir) -> tuple[experiment.Experiment, steps.TrainState]:
+  """The experiment of `config` and the latest checkpoint of `workdir` (for tools that
+  read a finished or running training workdir); `WorkdirError` if there is none."""
+  exp = experiment.setup(config)
+  manager = workdir_lib.checkpoint_manager(workdir)
+  try:
+    latest = manager.latest_step()
+    if latest is None:
+      raise errors.WorkdirError(f"no checkpoint in {workdir}/checkpoints: train first")
+    return exp, workdir_lib.restore_state(manager, latest, exp.model, exp.tx, exp.config,
+                                          exp.replicated)
+  finally:
+    manager.close()
+
+
+def set_views(config, num_clips: int | None = None, num_crops: int | None = None):
+  """Overrides the run's multi-view test (`None` keeps it)."""
   if num_clips:
     config.input.num_test_clips = num_clips
   if num_crops:
     config.input.num_test_crops = num_crops
-  exp, state = workdir_lib.restore_latest(config, workdir)
+  return config
+
+
+def evaluate_workdir(workdir, num_clips: int | None = None, num_crops: int | None = None,
+                     data_dir: str | None = None) -> dict:
+  """Runs `test` on the latest checkpoint of `workdir` (of training or `cost_jax.convert`);
+  `data_dir` overrides where the run's dataset is found."""
+  config = set_views(workdir_lib.load_run_config(workdir), num_clips, num_crops)
+  if data_dir:
+    config.dataset.data_dir = data_dir
+  exp, state = restore_latest(config, workdir)
   pipeline.require_split(exp.builder, config.dataset.test_split,
                          "config.dataset.test_split")
   return test(exp, state, workdir)
@@ -128,7 +151,8 @@ def main(argv):
   del argv
   from cost_jax import runtime
   runtime.prepare()
-  evaluate_workdir(flags.FLAGS.workdir, flags.FLAGS.num_clips, flags.FLAGS.num_crops)
+  f = flags.FLAGS
+  evaluate_workdir(f.workdir, f.num_clips, f.num_crops, f.data_dir)
 
 
 if __name__ == "__main__":
@@ -136,5 +160,7 @@ if __name__ == "__main__":
   flags.DEFINE_string("workdir", None, "Training workdir to evaluate.")
   flags.DEFINE_integer("num_clips", None, "Clips per video (default: the run's config).")
   flags.DEFINE_integer("num_crops", None, "1 or 3 crops (default: the run's config).")
+  flags.DEFINE_string("data_dir", None, "Where the run's dataset is (default: the run's "
+                      "config.dataset.data_dir).")
   flags.mark_flags_as_required(["workdir"])
   cli.run(main)

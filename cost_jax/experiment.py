@@ -18,7 +18,7 @@ import optax
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from cost_jax import errors, models, optim, steps
+from cost_jax import errors, models, optim, steps, workdir as workdir_lib
 from cost_jax.data import pipeline
 from cost_jax.models import pretrained
 
@@ -82,21 +82,20 @@ def setup(config) -> Experiment:
                     optim.create_optimizer(config.optimizer, schedule))
 
 
-def abstract_state(model, tx, config) -> steps.TrainState:
-  """Shapes and dtypes of the train state of `config` (traced, never compiled)."""
-  return jax.eval_shape(functools.partial(steps.fresh_state, model, tx, config),
-                        jax.random.key(0))
-
-
 def init_state(exp: Experiment) -> steps.TrainState:
-  """Fresh parameters (optionally inflated from an ImageNet checkpoint), replicated."""
+  """Fresh parameters, replicated; with `config.init_from`, taken from a 2-D ImageNet
+  checkpoint file (inflated) or from a run folder (a training workdir, or one written by
+  `cost_jax.convert`), whose every variable of the same name and shape is loaded."""
   c = exp.config
   state = jax.jit(functools.partial(steps.fresh_state, exp.model, exp.tx, c),
                   out_shardings=exp.replicated)(jax.random.key(c.seed))
   if c.init_from:
-    variables, report = pretrained.load_imagenet_file(
-        jax.device_get({"params": state.params, "batch_stats": state.batch_stats}),
-        c.init_from)
+    variables = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+    if workdir_lib.is_run(c.init_from):
+      source, _ = workdir_lib.read_variables(c.init_from)
+      variables, report = pretrained.load_matching(variables, source, c.init_from)
+    else:
+      variables, report = pretrained.load_imagenet_file(variables, c.init_from)
     logging.info("initialised from %s: %s", c.init_from, report)
     state = state.replace(**jax.device_put(variables, exp.replicated))
   return state

@@ -1,6 +1,7 @@
 r"""Predicts the class of videos with the latest checkpoint of a training workdir.
 
-  python -m cost_jax.predict --workdir=DIR VIDEO.mp4 [VIDEO2.mp4 ...]
+  python -m cost_jax.predict --workdir=DIR VIDEO.mp4 [VIDEO2.mp4 ...] [--num_clips=N
+      --num_crops=1|3]
 
 Each video is decoded with PyAV, preprocessed as in the multi-view test of the run's
 config (`num_test_clips` x `num_test_crops` views, softmax averaged), and its five most
@@ -16,32 +17,25 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 from etils import epath
-from jax.sharding import SingleDeviceSharding
 
-from cost_jax import cli, errors, models, optim, steps, workdir as workdir_lib
+from cost_jax import cli, evaluate, models, steps, workdir as workdir_lib
 from cost_jax.data import pipeline, video_io
 
 
 class Predictor:
-  """The model of a workdir, ready to score videos; needs no dataset."""
+  """The model of a workdir (of training or `cost_jax.convert`), ready to score videos;
+  needs no dataset. `num_clips` and `num_crops` override the run's test views."""
 
-  def __init__(self, workdir):
+  def __init__(self, workdir, num_clips: int | None = None, num_crops: int | None = None):
     workdir = epath.Path(workdir)
-    self.config = workdir_lib.load_run_config(workdir)
+    self.config = evaluate.set_views(workdir_lib.load_run_config(workdir), num_clips,
+                                     num_crops)
     info = json.loads((workdir / "dataset.json").read_text())
     self.class_names = info["class_names"]
     self.short_side = int(info.get("short_side") or 0)
     self.model = models.create_model(self.config.model, num_classes=len(self.class_names))
-    manager = workdir_lib.checkpoint_manager(workdir)
-    step = manager.latest_step()
-    if step is None:
-      raise errors.WorkdirError(f"no checkpoint in {workdir}/checkpoints: train first")
-    # The optimiser only gives the checkpoint's structure; its schedule is never used.
-    tx = optim.create_optimizer(self.config.optimizer, lambda count: 0.0)
-    state = workdir_lib.restore_state(manager, step, self.model, tx, self.config,
-                                SingleDeviceSharding(jax.local_devices()[0]))
-    self.variables = {"params": state.params, "batch_stats": state.batch_stats}
-    self.step = step
+    variables, self.step = workdir_lib.read_variables(workdir)
+    self.variables = jax.device_put(variables, jax.local_devices()[0])
     self._scores = jax.jit(lambda v, x: steps.predict_step(
         v["params"], v["batch_stats"], x, model=self.model,
         input_config=self.config.input)[0].mean(axis=0))
@@ -63,7 +57,7 @@ def main(argv):
   if not videos:
     raise app.UsageError("name one or more video files")
   tf.config.set_visible_devices([], "GPU")
-  predictor = Predictor(flags.FLAGS.workdir)
+  predictor = Predictor(flags.FLAGS.workdir, flags.FLAGS.num_clips, flags.FLAGS.num_crops)
   failed = 0
   for path in videos:
     try:
@@ -79,6 +73,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.DEFINE_string("workdir", None, "Training workdir whose latest checkpoint to use.")
+  flags.DEFINE_string("workdir", None, "Training workdir (or converted checkpoint) whose "
+                      "latest checkpoint to use.")
+  flags.DEFINE_integer("num_clips", None, "Clips per video (default: the run's config).")
+  flags.DEFINE_integer("num_crops", None, "1 or 3 crops (default: the run's config).")
   flags.mark_flags_as_required(["workdir"])
   cli.run(main)

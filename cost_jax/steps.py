@@ -6,6 +6,7 @@ so the same steps run in `cost_jax.train`, in `cost_jax.bench.model` on a machin
 the tf.data stack, and in a notebook.
 """
 
+import functools
 from typing import Any
 
 import flax
@@ -31,6 +32,12 @@ def fresh_state(model, tx, config, key) -> TrainState:
   variables = model.init(key, jnp.zeros((1, i.num_frames, i.crop_size, i.crop_size, 3)))
   return TrainState(jnp.zeros((), jnp.int32), variables["params"], variables["batch_stats"],
                     tx.init(variables["params"]))
+
+
+def abstract_state(model, tx, config) -> TrainState:
+  """Shapes and dtypes of the train state of `config` (traced, never compiled)."""
+  return jax.eval_shape(functools.partial(fresh_state, model, tx, config),
+                        jax.random.key(0))
 
 
 def cross_entropy(logits, labels):

@@ -87,6 +87,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         lock.release()
 
 
+def _restore_or_init(exp: Experiment, manager) -> steps.TrainState:
+  """The latest checkpoint in the workdir if there is one, else a fresh state."""
+  latest = manager.latest_step()
+  if latest is None:
+    return experiment.init_state(exp)
+  logging.info("resuming from the checkpoint of step %d", latest)
+  return workdir_lib.restore_state(manager, latest, exp.model, exp.tx, exp.config,
+                                   exp.replicated)
+
+
 def _optional_split(exp: Experiment, field: str) -> str | None:
   """`config.dataset.<field>` if the dataset has that split, else None (said once)."""
   split = exp.config.dataset[field]
@@ -110,7 +120,7 @@ def _train_and_test(exp: Experiment, workdir: epath.Path, preemption: Preemption
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
   validation = _optional_split(exp, "eval_split") if config.eval_every_steps else None
-  state = workdir_lib.restore_or_init(exp, manager)
+  state = _restore_or_init(exp, manager)
   start = int(state.step)
   logging.info("training %s for %d steps (%d per epoch) from step %d on %d devices",
                config.model.variant, exp.num_steps, exp.steps_per_epoch, start,

@@ -21,7 +21,7 @@ from absl import logging
 from etils import epath
 from flax import traverse_util
 
-from cost_jax import errors, experiment, multihost, steps
+from cost_jax import errors, multihost, steps
 
 LOCK_FILE = "job.lock"
 # How long the other processes of a job wait for process 0's checks (seconds).
@@ -50,7 +50,10 @@ def checkpoint_manager(workdir, config=None) -> ocp.CheckpointManager:
   options = (ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
                                           enable_async_checkpointing=True)
              if config is not None else None)
-  return ocp.CheckpointManager(epath.Path(workdir) / "checkpoints", options=options,
+  folder = os.fspath(epath.Path(workdir) / "checkpoints")
+  if "://" not in folder:
+    folder = os.path.abspath(folder)  # orbax refuses relative paths (`--workdir=runs/x`)
+  return ocp.CheckpointManager(folder, options=options,
                                item_handlers=ocp.StandardCheckpointHandler())
 
 
@@ -62,7 +65,7 @@ def as_dict(state: steps.TrainState) -> dict:
 def restore_state(manager, step, model, tx, config, sharding) -> steps.TrainState:
   """The checkpoint of `step`, placed with `sharding` (any device count may read it)."""
   target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-                        experiment.abstract_state(model, tx, config))
+                        steps.abstract_state(model, tx, config))
   restored = manager.restore(step, args=ocp.args.StandardRestore(as_dict(target)))
   return steps.TrainState(**restored)
 
@@ -120,15 +123,13 @@ def _check_writable(workdir: epath.Path):
                               "choose a --workdir you can write") from None
 
 
-def write_run_info(exp: experiment.Experiment, workdir: epath.Path):
+def write_run_info(workdir: epath.Path, config, class_names, short_side: int = 0,
+                   fps: float = 0.0):
   """The config and the class names, so evaluate and predict need only the workdir."""
-  (workdir / "config.json").write_text(exp.config.to_json_best_effort(indent=1))
-  info = exp.builder.info
+  (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
   (workdir / "dataset.json").write_text(json.dumps({
-      "name": exp.config.dataset.name,
-      "class_names": info.features["label"].names,
-      "short_side": (info.metadata or {}).get("short_side", 0),
-      "fps": (info.metadata or {}).get("fps", 0.0)}, indent=1))
+      "name": config.dataset.name, "class_names": list(class_names),
+      "short_side": short_side, "fps": fps}, indent=1))
 
 
 def open_for_training(workdir) -> multihost.FileLock | None:
@@ -148,7 +149,7 @@ def open_for_training(workdir) -> multihost.FileLock | None:
                                 f"the checks of the workdir {workdir}")
 
 
-def check_and_record(exp: experiment.Experiment, manager, workdir) -> None:
+def check_and_record(exp, manager, workdir) -> None:
   """Refuses a workdir whose checkpoints are of another network, then records the config.
 
   Every process reads the same checkpoint metadata (no arrays, nothing compiled), so all
@@ -164,7 +165,7 @@ def check_and_record(exp: experiment.Experiment, manager, workdir) -> None:
     changed = config_differences(load_run_config(workdir), exp.config)
   latest = manager.latest_step()
   problems = [] if latest is None else network_mismatch(
-      manager, latest, experiment.abstract_state(exp.model, exp.tx, exp.config))
+      manager, latest, steps.abstract_state(exp.model, exp.tx, exp.config))
   if problems:
     model_changes = [c for c in changed
                      if c.startswith(("model.", "input.num_frames", "input.crop_size",
@@ -180,28 +181,31 @@ def check_and_record(exp: experiment.Experiment, manager, workdir) -> None:
     logging.warning("%s holds a run with another config; resuming it with this one. "
                     "Changed: %s. Use a new --workdir to start afresh.", workdir,
                     "; ".join(changed))
-  write_run_info(exp, workdir)
+  info = exp.builder.info
+  write_run_info(workdir, exp.config, info.features["label"].names,
+                 (info.metadata or {}).get("short_side", 0),
+                 (info.metadata or {}).get("fps", 0.0))
 
 
-def restore_or_init(exp: experiment.Experiment, manager) -> steps.TrainState:
-  """The latest checkpoint in the workdir if there is one, else a fresh state."""
-  latest = manager.latest_step()
-  if latest is None:
-    return experiment.init_state(exp)
-  logging.info("resuming from the checkpoint of step %d", latest)
-  return restore_state(manager, latest, exp.model, exp.tx, exp.config, exp.replicated)
+def is_run(path) -> bool:
+  """Whether `path` is a run folder: a training workdir or a converted checkpoint."""
+  path = epath.Path(path)
+  return (path / "config.json").exists() and (path / "checkpoints").is_dir()
 
 
-def restore_latest(config, workdir) -> tuple[experiment.Experiment, steps.TrainState]:
-  """The experiment of `config` and the latest checkpoint of `workdir` (for tools that
-  read a finished or running training workdir); `WorkdirError` if there is none."""
-  exp = experiment.setup(config)
-  manager = checkpoint_manager(workdir)
+def read_variables(run) -> tuple[dict, int]:
+  """(`{'params', 'batch_stats'}` as numpy arrays, step) of a run's latest checkpoint,
+  read on the host (any device count, no config needed)."""
+  manager = checkpoint_manager(run)
   try:
-    latest = manager.latest_step()
-    if latest is None:
-      raise errors.WorkdirError(f"no checkpoint in {workdir}/checkpoints: train first")
-    return exp, restore_state(manager, latest, exp.model, exp.tx, exp.config,
-                              exp.replicated)
+    step = manager.latest_step()
+    if step is None:
+      raise errors.WorkdirError(f"no checkpoint in {run}/checkpoints")
+    cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
+                          manager.item_metadata(step).tree)
+    restored = manager.restore(step, args=ocp.args.StandardRestore(target))
+    restored = {c: restored[c] for c in ("params", "batch_stats")}
+    return jax.device_get(restored), step
   finally:
     manager.close()

@@ -7,11 +7,13 @@ from cost_jax.errors import ConfigError
 from cost_jax.models import inception3d, resnet3d
 from cost_jax.models.cost import CoST
 from cost_jax.models.inception3d import I3D, S3D, S3DG, InceptionV1Video
-from cost_jax.models.resnet3d import MARKED, ResNet3D, ResNet50, ResNet101, ResNetTiny
+from cost_jax.models.resnet3d import (C2D_R50, I3D_R50, MARKED, PYTORCHVIDEO, R2PLUS1D_R50,
+                                      SLOW_R50, ResNet3D, ResNet50, ResNet101, ResNetTiny)
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-# Every `config.model.variant`: the ResNet family (DESIGN section 2) and Inception-v1.
-VARIANTS = tuple(resnet3d.VARIANTS) + inception3d.VARIANTS
+# Every `config.model.variant`: the ResNet family (DESIGN section 2), Inception-v1, and
+# the layouts of PyTorchVideo's zoo ResNets (depth 50).
+VARIANTS = tuple(resnet3d.VARIANTS) + inception3d.VARIANTS + tuple(PYTORCHVIDEO)
 
 
 def create_model(model_config, num_classes: int | None = None):
@@ -40,6 +42,8 @@ def create_model(model_config, num_classes: int | None = None):
   if m.variant in inception3d.VARIANTS:
     optional = {k: m[k] for k in ("bn_momentum", "remat") if k in m}
     return InceptionV1Video(**common, **optional)
+  if m.variant in PYTORCHVIDEO and m.depth != 50:
+    raise ConfigError(f"config.model.depth={m.depth}: {m.variant} exists at depth 50 only")
   if m.depth not in MARKED:
     raise ConfigError(f"config.model.depth={m.depth} is unknown: set it to one of "
                      f"{', '.join(map(str, sorted(MARKED)))} (14 is the tiny preset)")
@@ -49,4 +53,5 @@ def create_model(model_config, num_classes: int | None = None):
 
 
 __all__ = ["CoST", "ResNet3D", "ResNet50", "ResNet101", "ResNetTiny", "InceptionV1Video",
-           "I3D", "S3D", "S3DG", "VARIANTS", "MARKED", "create_model"]
+           "I3D", "S3D", "S3DG", "C2D_R50", "I3D_R50", "SLOW_R50", "R2PLUS1D_R50",
+           "VARIANTS", "MARKED", "PYTORCHVIDEO", "create_model"]
