@@ -36,6 +36,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset.test_split = "validation"
 
   config.input = ml_collections.ConfigDict()
+  # 'tf_data' (TFRecord shards, TensorFlow) or 'grain' (ArrayRecord shards, no
+  # TensorFlow; build with `prepare ... --file_format=array_record`). See the README.
+  config.input.backend = "tf_data"
+  config.input.workers = -1            # grain: decoding processes (-1: one per core)
   config.input.num_frames = 8
   config.input.frame_stride = 8
   config.input.crop_size = 224

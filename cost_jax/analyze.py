@@ -95,7 +95,7 @@ def analyze_workdir(workdir, split: str | None = None, per_class: bool = False) 
                         {"name": name, **layer_stats(c.mean(axis=0))}
                         for name, c in predicted.items()])
     if per_class:
-      names = exp.builder.info.features["label"].names
+      names = exp.dataset.class_names
       analysis["per_class"] = {
           names[k]: [{"name": name, "num_videos": int(np.sum(labels == k)),
                       **layer_stats(c[labels == k].mean(axis=0))}

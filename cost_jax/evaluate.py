@@ -16,7 +16,7 @@ from absl import flags, logging
 from etils import epath
 
 from cost_jax import cli, errors, experiment, steps, workdir as workdir_lib
-from cost_jax.data import pipeline
+from cost_jax.data import input as input_lib
 
 
 def topk_correct(probs: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
@@ -38,7 +38,7 @@ def map_split(exp, state, split: str, mode: str, name: str, fn) -> dict:
   `split` (eval pipeline in `mode`) on all hosts; returns `{key: (N, ...)}` numpy arrays
   with the padding removed. The jitted step is kept in `exp.compiled[name]`."""
   local_batch = exp.config.eval_batch_size // jax.process_count()
-  ds, _ = pipeline.eval_dataset(exp.builder, exp.config, split, local_batch, mode)
+  batches, _ = input_lib.eval_batches(exp.dataset, exp.config, split, local_batch, mode)
   if name not in exp.compiled:
     # Each host feeds its slice; the replicated outputs hold every host's examples.
     exp.compiled[name] = jax.jit(
@@ -46,7 +46,7 @@ def map_split(exp, state, split: str, mode: str, name: str, fn) -> dict:
         in_shardings=(exp.replicated, exp.replicated, exp.data_sharding),
         out_shardings=exp.replicated)
   step, outputs = exp.compiled[name], []
-  for batch in ds.as_numpy_iterator():
+  for batch in batches:
     batch = jax.tree.map(
         lambda x: jax.make_array_from_process_local_data(exp.data_sharding, x), batch)
     out, mask = jax.device_get(step(state.params, state.batch_stats, batch))
@@ -142,7 +142,7 @@ def evaluate_workdir(workdir, num_clips: int | None = None, num_crops: int | Non
   if data_dir:
     config.dataset.data_dir = data_dir
   exp, state = restore_latest(config, workdir)
-  pipeline.require_split(exp.builder, config.dataset.test_split,
+  input_lib.require_split(exp.dataset, config.dataset.test_split,
                          "config.dataset.test_split")
   return test(exp, state, workdir)
 

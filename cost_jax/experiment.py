@@ -19,7 +19,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cost_jax import errors, models, optim, steps, workdir as workdir_lib
-from cost_jax.data import pipeline
+from cost_jax.data import catalog, input as input_lib
 from cost_jax.models import pretrained
 
 
@@ -28,7 +28,7 @@ class Experiment:
   """Everything derived from a config before any compilation: model, data, schedule."""
   config: ml_collections.ConfigDict
   model: Any
-  builder: Any
+  dataset: catalog.BuiltDataset
   mesh: Mesh
   local_batch: int
   steps_per_epoch: int
@@ -55,9 +55,9 @@ def setup(config) -> Experiment:
   and the fix before anything is compiled.
   """
   model_probe = models.create_model(config.model)  # validates variant, depth, dtype
-  pipeline.check_input_config(config.input)
-  builder = pipeline.get_builder(config.dataset)
-  num_classes = builder.info.features["label"].num_classes
+  catalog.check_input_config(config.input)
+  dataset = input_lib.open_dataset(config.dataset, config.input)
+  num_classes = len(dataset.class_names)
   if config.model.num_classes not in (num_classes, 0):
     logging.warning("config.model.num_classes=%d but %s has %d classes: using %d",
                     config.model.num_classes, config.dataset.name, num_classes,
@@ -69,15 +69,15 @@ def setup(config) -> Experiment:
         f"config.batch_size={config.batch_size} and config.eval_batch_size="
         f"{config.eval_batch_size} must be multiples of the {len(devices)} devices")
   mesh = Mesh(devices, ("data",))
-  train_split = pipeline.require_split(builder, config.dataset.train_split,
-                                       "config.dataset.train_split")
-  train_examples = builder.info.splits[train_split].num_examples
+  train_split = input_lib.require_split(dataset, config.dataset.train_split,
+                                        "config.dataset.train_split")
+  train_examples = dataset.num_examples(train_split)
   steps_per_epoch = max(train_examples // config.batch_size, 1)
   num_steps = (config.num_train_steps if config.num_train_steps > 0
                else int(math.ceil(config.num_epochs * steps_per_epoch)))
   schedule = optim.learning_rate_schedule(config.optimizer, config.batch_size,
                                           steps_per_epoch, num_steps)
-  return Experiment(config, model, builder, mesh, config.batch_size // jax.process_count(),
+  return Experiment(config, model, dataset, mesh, config.batch_size // jax.process_count(),
                     steps_per_epoch, num_steps, schedule,
                     optim.create_optimizer(config.optimizer, schedule))
 

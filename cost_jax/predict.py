@@ -14,12 +14,11 @@ import sys
 
 import jax
 import numpy as np
-import tensorflow as tf
 from absl import app, flags
 from etils import epath
 
 from cost_jax import cli, evaluate, models, steps, workdir as workdir_lib
-from cost_jax.data import pipeline, video_io
+from cost_jax.data import input as input_lib, video_io
 
 
 class Predictor:
@@ -43,8 +42,7 @@ class Predictor:
   def probabilities(self, path) -> np.ndarray:
     """Class probabilities `(C,)` of one video file; raises `video_io.VideoError`."""
     video = video_io.decode_video(path, short_side=self.short_side)
-    example = {"video": tf.constant(video.frames), "label": tf.constant(0, tf.int64)}
-    views = pipeline.test_preprocess(example, self.config.input)["video"].numpy()
+    views = input_lib.test_views(video.frames, self.config.input)
     return np.asarray(self._scores(self.variables, views[None]))
 
   def top5(self, path) -> list[tuple[str, float]]:
@@ -56,7 +54,6 @@ def main(argv):
   videos = argv[1:]
   if not videos:
     raise app.UsageError("name one or more video files")
-  tf.config.set_visible_devices([], "GPU")
   predictor = Predictor(flags.FLAGS.workdir, flags.FLAGS.num_clips, flags.FLAGS.num_crops)
   failed = 0
   for path in videos:

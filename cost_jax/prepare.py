@@ -6,6 +6,11 @@ r"""Builds a TFDS video dataset from local files (or generates `synthetic_motion
   python -m cost_jax.prepare video_folder --videos=ROOT [--splits=DIR] \
       [--config_name=ucf101] --data_dir=...     (named video_folder/default without one)
   python -m cost_jax.prepare synthetic_motion [--config_name=small] --data_dir=...
+  python -m cost_jax.prepare convert --name=kinetics/400 --data_dir=... --out_data_dir=...
+
+Shards are TFRecord files (the tf.data input backend) or, with
+`--file_format=array_record`, ArrayRecord files (the Grain backend, which trains without
+TensorFlow); `convert` copies a TFRecord build into ArrayRecord without decoding anything.
 
 Decoding runs on every core and shows progress; an interrupted build run again reuses the
 videos already decoded. Unusable videos are skipped and listed in `skipped.json` in the
@@ -16,11 +21,13 @@ from absl import app, flags
 import tensorflow_datasets as tfds
 
 from cost_jax import cli
+from cost_jax.data import convert_format
 from cost_jax.data.builders import Kinetics, MomentsInTime, SyntheticMotion, VideoFolder
 from cost_jax.data.builders.common import DecodeOptions
 from cost_jax.data.builders.video_folder import VideoFolderConfig
 
 DATASETS = ("kinetics", "moments_in_time", "video_folder", "synthetic_motion")
+COMMANDS = DATASETS + ("convert",)
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir to write to.")
 _VIDEOS = flags.DEFINE_string("videos", None, "Folder of the videos.")
@@ -33,17 +40,25 @@ _SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Stored short side in pixe
 _FPS = flags.DEFINE_float("fps", 0.0, "Resample to this frame rate (0 keeps the native one).")
 _NUM_WORKERS = flags.DEFINE_integer("num_workers", None, "Decoding processes (default: cores).")
 _KEEP_CACHE = flags.DEFINE_bool("keep_cache", False, "Keep decoded videos after the build.")
+_FILE_FORMAT = flags.DEFINE_enum("file_format", "tfrecord", ["tfrecord", "array_record"],
+                                 "Shards for the tf_data (tfrecord) or grain "
+                                 "(array_record) input backend.")
+_NAME = flags.DEFINE_string("name", None, "convert: the dataset, e.g. kinetics/400.")
+_OUT_DATA_DIR = flags.DEFINE_string("out_data_dir", None,
+                                    "convert: the data dir to write the ArrayRecord copy to.")
 
 
 def make_builder(dataset: str) -> tfds.core.DatasetBuilder:
   """The builder the flags describe; raises a UsageError naming a missing flag."""
   if dataset == "synthetic_motion":
-    return SyntheticMotion(config=_CONFIG_NAME.value or "small", data_dir=_DATA_DIR.value)
+    return SyntheticMotion(config=_CONFIG_NAME.value or "small", data_dir=_DATA_DIR.value,
+                           file_format=_FILE_FORMAT.value)
   needed = ["videos"] + (["annotations"] if dataset != "video_folder" else [])
   missing = [f"--{n}" for n in needed if not flags.FLAGS[n].value]
   if missing:
     raise app.UsageError(f"building {dataset} needs {', '.join(missing)}")
   common = dict(data_dir=_DATA_DIR.value, num_workers=_NUM_WORKERS.value,
+                file_format=_FILE_FORMAT.value,
                 keep_cache=_KEEP_CACHE.value,
                 decode_options=DecodeOptions(short_side=_SHORT_SIDE.value, fps=_FPS.value))
   if dataset == "kinetics":
@@ -60,16 +75,28 @@ def make_builder(dataset: str) -> tfds.core.DatasetBuilder:
 
 
 def main(argv):
-  if len(argv) != 2 or argv[1] not in DATASETS:
-    raise app.UsageError(f"name one dataset: {' | '.join(DATASETS)}")
+  if len(argv) != 2 or argv[1] not in COMMANDS:
+    raise app.UsageError(f"name one dataset: {' | '.join(DATASETS)}, or convert")
+  if argv[1] == "convert":
+    missing = [f"--{n}" for n in ("name", "data_dir", "out_data_dir")
+               if not flags.FLAGS[n].value]
+    if missing:
+      raise app.UsageError(f"convert needs {', '.join(missing)}")
+    built = convert_format.to_array_record(_NAME.value, _DATA_DIR.value,
+                                           _OUT_DATA_DIR.value)
+    print(f"converted {built.name} to ArrayRecord in {built.path}: train with "
+          f"--config.input.backend=grain --config.dataset.data_dir={_OUT_DATA_DIR.value}")
+    return
   builder = make_builder(argv[1])
   builder.download_and_prepare()
   name = builder.name + (f"/{builder.builder_config.name}" if builder.builder_config else "")
   print(f"built {name} in {builder.data_dir}:")
   for split, info in builder.info.splits.items():
     print(f"  {split}: {info.num_examples} videos")
+  backend = (" --config.input.backend=grain" if _FILE_FORMAT.value == "array_record"
+             else "")
   print(f"train with --config.dataset.name={name} --config.dataset.data_dir="
-        f"{_DATA_DIR.value or tfds.core.constants.DATA_DIR}")
+        f"{_DATA_DIR.value or tfds.core.constants.DATA_DIR}{backend}")
 
 
 if __name__ == "__main__":

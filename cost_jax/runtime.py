@@ -3,7 +3,6 @@
 import os
 
 import jax
-import tensorflow as tf
 from absl import logging
 
 # Any of these means the launcher started one process per host of a larger job.
@@ -40,8 +39,13 @@ class _QuietLibraries:
 def prepare():
   """Keeps TensorFlow off the accelerators and joins a multi-host job when in one."""
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  # tf.data only needs the CPU; a TF that grabbed the GPU would starve JAX of memory.
-  tf.config.set_visible_devices([], "GPU")
+  try:
+    import tensorflow as tf
+  except ImportError:
+    pass  # the Grain input backend needs no TensorFlow
+  else:
+    # tf.data only needs the CPU; a TF that grabbed the GPU would starve JAX of memory.
+    tf.config.set_visible_devices([], "GPU")
   if _is_multihost():
     jax.distributed.initialize(**_distributed_args())
   logging.info("process %d of %d, %d local / %d global devices (%s)", jax.process_index(),

@@ -25,7 +25,7 @@ from etils import epath
 from ml_collections import config_flags
 
 from cost_jax import cli, plots, summary, train
-from cost_jax.data import pipeline
+from cost_jax.data import input as input_lib
 
 
 def variant_config(config, variant: str, num_classes: int) -> ml_collections.ConfigDict:
@@ -93,7 +93,7 @@ def run_study(config, workdir) -> dict:
   if not variants:
     raise ValueError("config.study.variants is empty: name at least one variant")
   workdir = epath.Path(workdir)
-  num_classes = pipeline.get_builder(config.dataset).info.features["label"].num_classes
+  num_classes = len(input_lib.open_dataset(config.dataset, config.input).class_names)
   rows, steps = [], None
   for i, variant in enumerate(variants):
     logging.info("study: variant %d of %d, %s", i + 1, len(variants), variant)

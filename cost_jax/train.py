@@ -14,11 +14,11 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
-from clu import metric_writers, periodic_actions
 from etils import epath
 
-from cost_jax import errors, evaluate, experiment, multihost, steps, workdir as workdir_lib
-from cost_jax.data import pipeline
+from cost_jax import (errors, evaluate, experiment, multihost, steps, summaries,
+                      workdir as workdir_lib)
+from cost_jax.data import input as input_lib
 from cost_jax.experiment import Experiment
 
 
@@ -100,11 +100,11 @@ def _restore_or_init(exp: Experiment, manager) -> steps.TrainState:
 def _optional_split(exp: Experiment, field: str) -> str | None:
   """`config.dataset.<field>` if the dataset has that split, else None (said once)."""
   split = exp.config.dataset[field]
-  if pipeline.has_split(exp.builder, split):
+  if exp.dataset.has_split(split):
     return split
   what = "periodic validation" if field == "eval_split" else "the final test"
   logging.warning("%s has no %r split (config.dataset.%s; it has %s): %s is skipped",
-                  exp.config.dataset.name, split, field, ", ".join(exp.builder.info.splits),
+                  exp.config.dataset.name, split, field, ", ".join(exp.dataset.splits),
                   what)
   return None
 
@@ -117,8 +117,7 @@ def _train_and_test(exp: Experiment, workdir: epath.Path, preemption: Preemption
   except errors.WorkdirError:
     manager.close()
     raise
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0)
+  writer = summaries.create_writer(workdir, just_logging=jax.process_index() > 0)
   validation = _optional_split(exp, "eval_split") if config.eval_every_steps else None
   state = _restore_or_init(exp, manager)
   start = int(state.step)
@@ -126,9 +125,8 @@ def _train_and_test(exp: Experiment, workdir: epath.Path, preemption: Preemption
                config.model.variant, exp.num_steps, exp.steps_per_epoch, start,
                jax.device_count())
   step_fn = compile_train_step(exp, state)
-  train_iter = iter(pipeline.train_dataset(exp.builder, config, exp.local_batch,
-                                           start_step=start))
-  report = periodic_actions.ReportProgress(num_train_steps=exp.num_steps, writer=writer)
+  train_iter = input_lib.train_batches(exp.dataset, config, exp.local_batch,
+                                       start_step=start)
   pending, stopped, previous_stop = [], False, None
   tick = time.time()
   try:
@@ -136,7 +134,6 @@ def _train_and_test(exp: Experiment, workdir: epath.Path, preemption: Preemption
       batch = experiment.global_batch(exp, next(train_iter))
       state, metrics, stop = step_fn(state, batch, preemption.flags(exp))
       pending.append(metrics)
-      report(step)
       # A process asked to stop before the previous step: all of them stop after this
       # one, which they all know, having read the same replicated flag.
       preempt = previous_stop is not None and bool(previous_stop)
@@ -146,6 +143,7 @@ def _train_and_test(exp: Experiment, workdir: epath.Path, preemption: Preemption
       if step % config.log_every_steps == 0 or save:
         summary = _summarise(pending, step)  # raises on a NaN/Inf loss, before saving
         elapsed, tick = time.time() - tick, time.time()
+        summary["steps_per_sec"] = len(pending) / elapsed
         summary["clips_per_sec"] = len(pending) * config.batch_size / elapsed
         writer.write_scalars(step, summary)
         pending = []
@@ -164,6 +162,7 @@ def _train_and_test(exp: Experiment, workdir: epath.Path, preemption: Preemption
       multihost.abandon(e, workdir)  # waiting for this save with a process gone would hang
     raise
   finally:
+    train_iter.close()  # stops the input workers
     # Whatever else stops the loop, the saves already started complete.
     manager.wait_until_finished()
     manager.close()

@@ -181,10 +181,9 @@ def check_and_record(exp, manager, workdir) -> None:
     logging.warning("%s holds a run with another config; resuming it with this one. "
                     "Changed: %s. Use a new --workdir to start afresh.", workdir,
                     "; ".join(changed))
-  info = exp.builder.info
-  write_run_info(workdir, exp.config, info.features["label"].names,
-                 (info.metadata or {}).get("short_side", 0),
-                 (info.metadata or {}).get("fps", 0.0))
+  metadata = exp.dataset.metadata
+  write_run_info(workdir, exp.config, exp.dataset.class_names,
+                 metadata.get("short_side", 0), metadata.get("fps", 0.0))
 
 
 def is_run(path) -> bool:

@@ -71,13 +71,13 @@ def kinetics3(kinetics_files, tmp_path_factory):
   return _build_kinetics3(kinetics_files, data_dir), kinetics_files[2]
 
 
-def tiny_config(builder, **overrides):
+def tiny_config(dataset, **overrides):
   """The demo config shrunk to `synthetic_motion/tiny`-sized clips and a width-8 net,
-  reading `builder`'s dataset."""
+  reading `dataset` (a `catalog.BuiltDataset`)."""
   from configs import demo
   config = demo.get_config()
-  config.dataset.name = "synthetic_motion/tiny"
-  config.dataset.data_dir = os.fspath(builder.data_dir_root)
+  config.dataset.name = dataset.name
+  config.dataset.data_dir = os.fspath(dataset.data_dir)
   config.model.width = 8
   i = config.input
   i.num_frames, i.frame_stride, i.crop_size = 4, 6, 24
@@ -95,9 +95,19 @@ def tiny_config(builder, **overrides):
 
 @pytest.fixture(scope="session")
 def synthetic_tiny(tmp_path_factory):
-  """`synthetic_motion/tiny` (64/16/24 videos of 32x32), built on the spot."""
+  """`synthetic_motion/tiny` (64/16/24 videos of 32x32), generated on the spot."""
   import ml_collections
-  from cost_jax.data import pipeline
+  from cost_jax.data import input as input_lib
   config = ml_collections.ConfigDict({"name": "synthetic_motion/tiny",
                                       "data_dir": str(tmp_path_factory.mktemp("synth"))})
-  return pipeline.get_builder(config)
+  return input_lib.open_dataset(config, ml_collections.ConfigDict({"backend": "tf_data"}))
+
+
+@pytest.fixture(scope="session")
+def synthetic_tiny_array_record(tmp_path_factory):
+  """`synthetic_motion/tiny` generated as ArrayRecord shards, for the Grain backend."""
+  import ml_collections
+  from cost_jax.data import input as input_lib
+  config = ml_collections.ConfigDict({"name": "synthetic_motion/tiny",
+                                      "data_dir": str(tmp_path_factory.mktemp("synth_ar"))})
+  return input_lib.open_dataset(config, ml_collections.ConfigDict({"backend": "grain"}))

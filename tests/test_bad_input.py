@@ -13,6 +13,7 @@ import processes
 import video_files
 from conftest import tiny_config
 from cost_jax import train
+from cost_jax.data import catalog
 from cost_jax.data.builders import VideoFolder
 from cost_jax.data.builders.common import DecodeOptions
 
@@ -74,8 +75,8 @@ def test_training_on_a_dataset_without_validation_says_so(messy_tree, tmp_path, 
                          num_workers=1, decode_options=DecodeOptions(short_side=32))
   one_each.download_and_prepare()
   assert list(one_each.info.splits) == ["train"]
-  config = tiny_config(one_each, **{"dataset.name": "video_folder/default",
-                                    "dataset.test_split": "validation",
+  config = tiny_config(catalog.find("video_folder/default", str(tmp_path / "tfds")),
+                       **{"dataset.test_split": "validation",
                                     "num_train_steps": 2, "eval_every_steps": 1})
   results = train.train_and_evaluate(config, tmp_path / "run")
   notices = [r.getMessage() for r in caplog.records if "split" in r.getMessage()]

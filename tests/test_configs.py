@@ -7,7 +7,7 @@ import os
 import pytest
 
 from cost_jax import models
-from cost_jax.data import pipeline
+from cost_jax.data import catalog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs",
@@ -24,9 +24,9 @@ def test_config_is_complete(name):
   config = importlib.import_module(f"configs.{name}").get_config()
   model = models.create_model(config.model)
   assert model.variant in models.VARIANTS
-  assert config.dataset.name.split("/")[0] in pipeline.KNOWN_DATASETS
+  assert config.dataset.name.split("/")[0] in catalog.KNOWN_DATASETS
   assert config.name and config.batch_size % 8 == 0
-  pipeline.check_input_config(config.input)
+  catalog.check_input_config(config.input)
   i = config.input
   assert i.min_resize <= i.max_resize
   assert i.crop_size <= min(i.eval_resize, i.test_crop_size)
@@ -51,4 +51,4 @@ def test_a_config_missing_an_input_field_is_named():
   config = importlib.import_module("configs.demo").get_config()
   del config.input["resize_on_device"]
   with pytest.raises(ValueError, match=r"config.input lacks resize_on_device: add"):
-    pipeline.check_input_config(config.input)
+    catalog.check_input_config(config.input)

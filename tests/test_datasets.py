@@ -73,17 +73,21 @@ def test_interrupted_build_reuses_decoded_videos(kinetics_files, tmp_path, monke
 
 
 def test_a_built_dataset_is_found_by_name(kinetics3):
-  from cost_jax.data import pipeline
+  from cost_jax import errors
+  from cost_jax.data import input as input_lib
   import ml_collections
   builder, _ = kinetics3
   config = ml_collections.ConfigDict({"name": "kinetics/3",
                                       "data_dir": os.fspath(builder.data_dir_root)})
-  restored = pipeline.get_builder(config)
-  assert restored.info.features["label"].names == list(CLASSES)
-  assert restored.info.splits["validation"].num_examples == 2
+  tf_data = ml_collections.ConfigDict({"backend": "tf_data"})
+  restored = input_lib.open_dataset(config, tf_data)
+  assert restored.class_names == tuple(CLASSES)
+  assert restored.num_examples("validation") == 2
+  assert restored.metadata["short_side"] == SHORT_SIDE
+  assert restored.tfds_builder().info.splits["train"].num_examples == 4
   config.name = "kinetics/400"
-  with pytest.raises(pipeline.DatasetNotFoundError, match="cost_jax.prepare kinetics"):
-    pipeline.get_builder(config)
+  with pytest.raises(errors.DatasetNotFoundError, match="cost_jax.prepare kinetics"):
+    input_lib.open_dataset(config, tf_data)
 
 
 @pytest.fixture(scope="module")

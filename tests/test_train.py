@@ -14,7 +14,7 @@ import pytest
 from configs import demo
 from conftest import tiny_config
 from cost_jax import evaluate, experiment, predict, train, workdir
-from cost_jax.data import pipeline, video_io
+from cost_jax.data import input as input_lib, video_io
 from cost_jax.data.builders.synthetic_motion import render_video
 import video_files
 
@@ -40,7 +40,7 @@ def test_training_steps_lower_the_loss_on_8_devices(synthetic_tiny):
   state = experiment.init_state(exp)
   step_fn = train.compile_train_step(exp, state)
   no_stop = train.Preemption().flags(exp)
-  data = pipeline.train_dataset(exp.builder, config, exp.local_batch).as_numpy_iterator()
+  data = input_lib.train_batches(exp.dataset, config, exp.local_batch)
   losses = []
   for _ in range(12):
     batch = experiment.global_batch(exp, next(data))
@@ -58,19 +58,17 @@ class _SigtermAt:
   """Wraps the train dataset so that reading batch `n` sends this process SIGTERM."""
 
   def __init__(self, n, monkeypatch):
-    real = pipeline.train_dataset
+    real = input_lib.train_batches
 
     def wrapped(*args, **kwargs):
-      ds = real(*args, **kwargs)
-
       def batches():
-        for i, batch in enumerate(ds.as_numpy_iterator(), start=1):
+        for i, batch in enumerate(real(*args, **kwargs), start=1):
           if i == n:
             os.kill(os.getpid(), signal.SIGTERM)
           yield batch
       return batches()
 
-    monkeypatch.setattr(pipeline, "train_dataset", wrapped)
+    monkeypatch.setattr(input_lib, "train_batches", wrapped)
 
 
 def test_sigterm_then_resume_equals_an_uninterrupted_run(synthetic_tiny, tmp_path,
@@ -100,7 +98,7 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(synthetic_tiny, tmp_pat
   for key in ("video_top1", "video_top5", "video_mean_class_accuracy", "clip_top1",
               "clip_top5", "clip_mean_class_accuracy"):
     assert 0.0 <= saved[key] <= 1.0
-  assert saved["num_videos"] == synthetic_tiny.info.splits["test"].num_examples == 24
+  assert saved["num_videos"] == synthetic_tiny.num_examples("test") == 24
   assert (saved["step"], saved["config"], saved["num_clips"]) == (6, "demo", 2)
   assert saved["video_top5"] >= saved["video_top1"]
 
@@ -127,15 +125,15 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(synthetic_tiny, tmp_pat
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_tiny, tmp_path,
                                                              monkeypatch):
   config = tiny_config(synthetic_tiny, checkpoint_every_steps=2)
-  real = pipeline.train_dataset
+  real = input_lib.train_batches
 
   def poisoned(*args, **kwargs):
-    for i, batch in enumerate(real(*args, **kwargs).as_numpy_iterator(), start=1):
+    for i, batch in enumerate(real(*args, **kwargs), start=1):
       if i == 5:
         batch = {**batch, "video": batch["video"] * np.nan}
       yield batch
 
-  monkeypatch.setattr(pipeline, "train_dataset", poisoned)
+  monkeypatch.setattr(input_lib, "train_batches", poisoned)
   with pytest.raises(FloatingPointError, match="at step 5.*last good checkpoint"):
     train.train_and_evaluate(config, tmp_path)
   step, params = _restore_params(tmp_path)

@@ -208,16 +208,14 @@ def test_convert_writes_a_run_that_predicts_as_pytorch_does_and_fine_tunes(
 
   # Predict one video as the run's test recipe does (1 clip, 1 crop here), in JAX and,
   # on the very same views, in PyTorch.
-  import tensorflow as tf
   import video_files
-  from cost_jax.data import pipeline, video_io
+  from cost_jax.data import input as input_lib, video_io
   from cost_jax.predict import Predictor
   video = video_files.write_video(str(tmp_path / "v.mp4"), 70, 64, 80, seed=3)
   predictor = Predictor(run, num_clips=1, num_crops=1)
   probs = predictor.probabilities(video)
   frames = video_io.decode_video(video, short_side=predictor.short_side).frames
-  views = pipeline.test_preprocess({"video": tf.constant(frames), "label": tf.constant(0)},
-                                   predictor.config.input)["video"].numpy()
+  views = input_lib.test_views(frames, predictor.config.input)
   normalised = (views.astype(np.float32) - 114.75) / 57.375
   expected = torch.softmax(torch.from_numpy(torch_logits(reference, normalised)), -1)
   np.testing.assert_allclose(probs, expected.numpy()[0], atol=1e-5)

@@ -1,1 +1,2 @@
-"""Video datasets (TFDS builders) and the tf.data input pipeline."""
+"""Video datasets (TFDS builders, the catalog of built ones) and the input pipelines:
+tf.data (`pipeline`) and Grain (`grain_pipeline`) behind `input`."""

@@ -9,23 +9,13 @@ model benchmark) imports without the tf.data stack.
 import jax
 import jax.numpy as jnp
 
+from cost_jax.data import bilinear
+
 
 def normalize(video, mean, std):
   """uint8 pixels -> float32 `(x - mean) / std`; runs on the accelerator, inside the
   jitted train and evaluation steps (a JAX function, not a tf.data step)."""
   return (jnp.asarray(video, jnp.float32) - jnp.asarray(mean)) / jnp.asarray(std)
-
-
-def _interpolation_matrix(side, size: int, padded: int):
-  """`(size, padded)` bilinear weights that resize the first `side` of `padded` samples
-  to `size`, with half-pixel centres and clamped edges, as `tf.image.resize` does."""
-  x = (jnp.arange(size, dtype=jnp.float32) + 0.5) * (side / size) - 0.5
-  x = jnp.clip(x, 0.0, side - 1.0)
-  low = jnp.floor(x)
-  frac = (x - low)[:, None]
-  high = jnp.minimum(low + 1, side - 1)
-  grid = jnp.arange(padded, dtype=jnp.float32)[None]
-  return (1 - frac) * (grid == low[:, None]) + frac * (grid == high[:, None])
 
 
 def resize_windows(video, side, size: int):
@@ -38,7 +28,7 @@ def resize_windows(video, side, size: int):
   the README's measurement).
   """
   padded = video.shape[-2]
-  m = jax.vmap(lambda s: _interpolation_matrix(s, size, padded))(
+  m = jax.vmap(lambda s: bilinear.interpolation_matrix(s, size, padded, jnp))(
       jnp.asarray(side, jnp.float32))
   video = jnp.asarray(video, jnp.float32)
   hp = jax.lax.Precision.HIGHEST  # GPUs/TPUs would otherwise multiply in TF32/bf16
