@@ -137,3 +137,19 @@ def test_demo_trains_and_tests_where_tensorflow_cannot_be_imported(
   results = json.loads((workdir / "results.json").read_text())
   assert (results["step"], results["num_videos"]) == (4, 24)
   assert list(workdir.glob("events.out.tfevents.*"))  # TensorBoard without TensorFlow
+
+
+def test_every_test_video_once_over_two_hosts_on_grain(synthetic_tiny_array_record):
+  """24 test videos, 2 hosts, local batch 5: padded, nothing dropped, nothing twice."""
+  config = _config(synthetic_tiny_array_record, "grain")
+  seen, counts = [], []
+  for host in range(2):
+    batches, n = input_lib.eval_batches(synthetic_tiny_array_record, config, "test", 5,
+                                        "test", process_index=host, process_count=2)
+    batches = list(batches)
+    counts.append(len(batches))
+    assert len(batches) == n
+    for b in batches:
+      assert b["video"].shape == (5, 2, 4, 24, 24, 3)
+      seen.extend(b["index"][b["mask"] > 0].tolist())
+  assert counts[0] == counts[1] and sorted(seen) == list(range(24))
