@@ -3,9 +3,9 @@ r"""The demo: a tiny CoST(b) network on the built-in `synthetic_motion` dataset.
   python -m cost_jax.main --config=configs/demo.py --workdir=/tmp/cost_demo
 
 Builds the dataset on first use (seconds, no download) and trains on a laptop CPU in a few
-minutes (7 min 16 s on 2 cores, to 99.2% video top-1). The classes differ only in the
+minutes (8 min 38 s on 2 cores, to 100% video top-1). The classes differ only in the
 order of frames, so chance is 1/8 and a network that ignores time cannot beat it: with
-`--config.model.variant=c2d` the same run ended at 8.6%.
+`--config.model.variant=c2d` the same run ended at 7.8%.
 """
 
 from configs import kinetics
@@ -20,7 +20,10 @@ def get_config():
   config.model.num_classes = 8
   config.model.dtype = "float32"
   config.model.dropout_rate = 0.2
-  config.model.zero_init_residual = True
+  # Blocks start as residual functions, not as the identity: with zero-initialised
+  # residuals the run sat at chance for its first 600 steps and ended at 62.5%; without,
+  # it passed 90% by step 512 (see configs/study.py for the same finding).
+  config.model.zero_init_residual = False
 
   config.dataset.name = "synthetic_motion/small"
   config.dataset.test_split = "test"
@@ -38,7 +41,7 @@ def get_config():
 
   config.batch_size = 32
   config.eval_batch_size = 32
-  config.num_epochs = 32          # 1,024 steps: about 7 minutes on 2 CPU cores
+  config.num_epochs = 32          # 1,024 steps: about 9 minutes on 2 CPU cores
   config.log_every_steps = 32
   config.eval_every_steps = 128
   config.checkpoint_every_steps = 128

@@ -27,8 +27,8 @@ def get_config():
   config.num_epochs = 24          # 768 steps of 32 clips per variant
   config.eval_every_steps = 0     # only the final multi-view test counts
   config.checkpoint_every_steps = 256
-  # Blocks start as residual functions, not as the identity: with the demo's zero-init,
-  # CoST(a) (whose temporal views start at a 1/3 share) was still at chance, 10.9%, after
-  # 768 steps; without it, the same run reached 100%.
+  # Blocks start as residual functions, not as the identity (as in the demo): with
+  # zero-init, CoST(a) (whose temporal views start at a 1/3 share) was still at chance,
+  # 10.9%, after 768 steps; without it, the same run reached 100%.
   config.model.zero_init_residual = False
   return add_study_fields(config)
