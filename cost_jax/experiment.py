@@ -2,8 +2,8 @@
 
 `setup(config)` checks the config, finds the dataset and builds the model, the device mesh
 (a `data` axis over every device of every host) and the optimiser; `init_state` gives
-fresh (optionally ImageNet-inflated) parameters. Training, evaluation and the analysis
-tools all start here.
+fresh parameters, or pretrained ones (`config.init_from`). Training, evaluation and the
+analysis tools all start here.
 """
 
 import dataclasses
