@@ -10,6 +10,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The tests compile far more than they compute: at LLVM's lowest optimisation level XLA
+# compiles the tiny networks about 2.4x faster (test_inception3d: 79 s instead of 192 s).
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
 # A tiny network and tiny clips on `synthetic_motion/tiny`, for the command line.
 TINY = ["--config=configs/demo.py", "--config.dataset.name=synthetic_motion/tiny",
         "--config.model.width=8", "--config.input.num_frames=4",
@@ -23,7 +27,7 @@ TINY = ["--config=configs/demo.py", "--config.dataset.name=synthetic_motion/tiny
 def environment(cache_dir=None, **extra) -> dict:
   """One CPU device per process (not the tests' 8), and a shared compilation cache so
   that later processes skip compiling what earlier ones compiled."""
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu",
+  env = {**os.environ, "XLA_FLAGS": FAST_COMPILE, "JAX_PLATFORMS": "cpu",
          "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
   for key in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
     env.pop(key, None)

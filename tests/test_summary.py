@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import processes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -14,7 +16,7 @@ def _summary(*overrides):
   out = subprocess.run(
       [sys.executable, "-m", "cost_jax.summary", "--config=configs/kinetics.py", *overrides],
       cwd=ROOT, capture_output=True, text=True, check=True,
-      env={**os.environ, "XLA_FLAGS": ""}).stdout
+      env=processes.environment()).stdout
   params = int(re.search(r"^params: (\d+)$", out, re.M).group(1))
   gflops = float(re.search(r"^gflops: ([\d.]+)$", out, re.M).group(1))
   return out, params, gflops
