@@ -13,6 +13,7 @@ and the clip's draws are seeded by (seed, host, epoch, position). So a run resum
 step s starts at element `s * local_batch` and sees exactly what an uninterrupted run saw.
 """
 
+import ctypes
 import functools
 import os
 
@@ -39,6 +40,15 @@ def decode(jpegs: list[bytes], indices) -> dict[int, np.ndarray]:
           for i in dict.fromkeys(np.asarray(indices).tolist())}
 
 
+def flip_width(frames: np.ndarray) -> np.ndarray:
+  """`frames[..., ::-1, :]`, copied one channel at a time: numpy's copy of the whole
+  reversed view runs an inner loop over the 3 channels, about 6x slower."""
+  out = np.empty_like(frames)
+  for c in range(frames.shape[-1]):
+    out[..., c] = frames[..., ::-1, c]
+  return out
+
+
 def to_uint8(frames: np.ndarray) -> np.ndarray:
   """Rounds resized float frames back to pixels, as the tf.data pipeline does."""
   return np.clip(frames + 0.5, 0, 255).astype(np.uint8)
@@ -54,7 +64,7 @@ def train_clip(jpegs, label, u, cfg) -> dict:
   y, x, side = int(clip.y), int(clip.x), int(clip.side)
   window = np.stack([frames[int(i)][y:y + side, x:x + side] for i in clip.indices])
   if clip.flip:
-    window = window[:, :, ::-1]
+    window = flip_width(window)
   size = cfg.crop_size
   if not cfg.resize_on_device or side > size:
     window, side = (window if side == size else
@@ -88,11 +98,14 @@ def test_views(jpegs, cfg) -> np.ndarray:
   new_h, new_w = (int(v) for v in sampling.short_side_shape(h, w, cfg.test_crop_size, _OPS))
   size = cfg.test_crop_size
   offsets = sampling.crop_offsets(new_h, new_w, size, cfg.num_test_crops, _OPS)
-  views = []
-  for indices in clips:
-    clip = bilinear.resize(np.stack([frames[int(i)] for i in indices]), new_h, new_w)
-    views += [clip[:, int(y):int(y) + size, int(x):int(x) + size] for y, x in offsets]
-  return to_uint8(np.stack(views))
+  views = np.empty((len(clips) * len(offsets), len(clips[0]), size, size, 3), np.uint8)
+  for c, indices in enumerate(clips):
+    clip = np.stack([frames[int(i)] for i in indices])
+    if (new_h, new_w) != (h, w):  # else the resize is the identity: skip its float copy
+      clip = to_uint8(bilinear.resize(clip, new_h, new_w))
+    for k, (y, x) in enumerate(offsets):
+      views[c * len(offsets) + k] = clip[:, int(y):int(y) + size, int(x):int(x) + size]
+  return views
 
 
 class _Split:
@@ -156,13 +169,36 @@ class EvalElement:
     return {**out, "index": np.int32(self.offset + j), "mask": np.float32(1)}
 
 
+# glibc's malloc settings in the workers (bytes): blocks up to the first come from the
+# heap instead of fresh mmaps, and up to the second of freed heap is kept, not returned.
+MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 512 << 20
+
+
+def _keep_freed_memory(worker_index: int = 0, worker_count: int = 1):
+  """Makes a worker reuse the memory of the records and frames it has freed.
+
+  Each element allocates a whole record (MBs) and its decoded frames (0.25 MB each) and
+  frees them; by default glibc maps large blocks afresh and returns freed heap at once,
+  so every element pays page faults on new memory: on the 2-core VM of the data
+  benchmark, reading one 3.4 MB record took 14.8 ms with the defaults, 1.7 ms with these.
+  """
+  del worker_index, worker_count
+  try:
+    mallopt = ctypes.CDLL(None).mallopt  # glibc only; elsewhere the defaults stay
+  except (AttributeError, OSError):
+    return
+  mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+  mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+
+
 def _loader(ds: "grain.MapDataset", workers: int):
   """Batches from worker processes (`workers` of them; 0: in this process)."""
   iterable = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
   if workers > 0:
     if not flags.FLAGS.is_parsed():  # Grain's workers read its absl flags (notebooks)
       flags.FLAGS.mark_as_parsed()
-    iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
+    iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers),
+                                    worker_init_fn=_keep_freed_memory)
   return iterable
 
 
