@@ -55,6 +55,28 @@ def test_same_draws_give_the_same_clip_as_tf_data(synthetic_tiny_array_record):
   assert checked == 12
 
 
+@pytest.mark.parametrize("test_crop_size", [24, 32])
+@pytest.mark.parametrize("frame_shape", [(32, 44), (44, 32)])
+def test_test_views_equal_tf_datas(synthetic_tiny_array_record, test_crop_size,
+                                   frame_shape):
+  """Multi-view test clips of landscape and portrait frames (short side 32), resized to a
+  short side of 24 or kept (32), three crops along the long side."""
+  import simplejpeg
+  import tensorflow as tf
+  from cost_jax.data import pipeline
+  config = _config(synthetic_tiny_array_record, "grain",
+                   **{"input.test_crop_size": test_crop_size, "input.num_test_crops": 3})
+  rng = np.random.default_rng(0)
+  jpegs = [simplejpeg.encode_jpeg(rng.integers(0, 256, (*frame_shape, 3), np.uint8))
+           for _ in range(20)]
+  got = grain_pipeline.test_views(jpegs, config.input)
+  expected = pipeline.test_preprocess({"video": tf.constant(jpegs), "label": 0},
+                                      config.input)["video"].numpy()
+  assert got.shape == expected.shape == (6, 4, test_crop_size, test_crop_size, 3)
+  diff = np.abs(got.astype(int) - expected)
+  assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
+
+
 def test_the_sampling_distribution_matches_tf_data(synthetic_tiny_array_record):
   """Frame starts, windows, crop positions, flips and labels, over 2,000 clips of each
   backend's own random source, agree in distribution."""

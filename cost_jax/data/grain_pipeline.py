@@ -180,7 +180,7 @@ def _keep_freed_memory(worker_index: int = 0, worker_count: int = 1):
   Each element allocates a whole record (MBs) and its decoded frames (0.25 MB each) and
   frees them; by default glibc maps large blocks afresh and returns freed heap at once,
   so every element pays page faults on new memory: on the 2-core VM of the data
-  benchmark, reading one 3.4 MB record took 14.8 ms with the defaults, 1.7 ms with these.
+  benchmark, reading one 3.4 MB record took 14.5 ms with the defaults, 2.0 ms with these.
   """
   del worker_index, worker_count
   try:
