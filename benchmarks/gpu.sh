@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The GPU figures of docs/benchmarks.md in one command, on a machine with an NVIDIA GPU:
-# JAX and PyTorch side by side in one run (R50 at 8x224x224, bfloat16 compute, float32
-# parameters, batch 32 and the largest batch that fits), XLA's FLOPs and the MFU, and the
-# issue's targets met or not.
+# The GPU figures of docs/performance.md in one command, on a machine with an NVIDIA GPU:
+# JAX (both convolution implementations, config.model.conv_impl 3d and 2d) and PyTorch
+# side by side in one run (R50 at 8x224x224, bfloat16 compute, float32 parameters, batch
+# 32 and the largest batch that fits), XLA's FLOPs and the MFU, and the targets met or
+# not; then JAX again with XLA_FLAGS=--xla_gpu_force_conv_nhwc (on Hopper XLA otherwise
+# runs 3-D convolutions in NCDHW, transposing around each one).
 #   ./benchmarks/gpu.sh [OUT_DIR]                  (default: docs/benchmarks)
 # Needs jax[cuda12], flax, optax, orbax-checkpoint, ml-collections and a CUDA torch:
 #   pip install 'jax[cuda12]' flax optax orbax-checkpoint ml-collections torch
-# Writes, per PyTorch mode (eager; compiled), OUT_DIR/bench_MODE.json (every figure),
-# bench_MODE.md (the table and the targets) and bench_MODE.log. Settings (environment):
+# Writes, per run (eager: PyTorch eager; compiled: PyTorch through torch.compile; nhwc:
+# JAX only, NHWC convolutions forced), OUT_DIR/bench_RUN.json (every figure), bench_RUN.md
+# (the table and the targets) and bench_RUN.log. Settings (environment):
 #   VARIANTS (c2d,c3d,c3d_full,costa,costb)  BATCH (32)  DTYPE (bfloat16)
+#   CONV_IMPLS (3d,2d)
 #   TORCH_COMPILE (1: PyTorch through torch.compile as well as eager; 0: eager only)
 #   EXTRA (more flags for cost_jax.bench.model, e.g. --clip=8,112)
 #   DRY_RUN (1: check nothing, print the commands it would run)
@@ -20,19 +24,35 @@ variants="${VARIANTS:-c2d,c3d,c3d_full,costa,costb}"
 batch="${BATCH:-32}"
 dtype="${DTYPE:-bfloat16}"
 torch_compile="${TORCH_COMPILE:-1}"
+conv_impls="${CONV_IMPLS:-3d,2d}"
 read -r -a extra <<< "${EXTRA:-}"
 
 bench=("$python" -m cost_jax.bench.model --config=configs/kinetics.py
-       "--variants=$variants" "--batch=$batch" "--dtype=$dtype" --torch --find_max_batch
-       "${extra[@]}")
+       "--variants=$variants" "--conv_impl=$conv_impls" "--batch=$batch" "--dtype=$dtype"
+       --find_max_batch "${extra[@]}")
 runs=("eager")
 if [[ "$torch_compile" == 1 ]]; then runs+=("compiled"); fi
+runs+=("nhwc")
+
+# The flags of each run: PyTorch eager or compiled beside JAX; JAX alone with NHWC.
+run_flags() {
+  case "$1" in
+    eager) echo "--torch" ;;
+    compiled) echo "--torch --torch_compile" ;;
+    nhwc) echo "" ;;
+  esac
+}
+run_env() {
+  if [[ "$1" == nhwc ]]; then
+    echo "XLA_FLAGS=${XLA_FLAGS:+$XLA_FLAGS }--xla_gpu_force_conv_nhwc"
+  fi
+}
 
 if [[ "${DRY_RUN:-0}" == 1 ]]; then
   for run in "${runs[@]}"; do
-    flag=()
-    if [[ "$run" == compiled ]]; then flag=(--torch_compile); fi
-    echo "${bench[*]} ${flag[*]} --json=$out/bench_$run.json"
+    read -r -a flag <<< "$(run_flags "$run")"
+    env_text="$(run_env "$run")"
+    echo "${env_text:+$env_text }${bench[*]} ${flag[*]} --json=$out/bench_$run.json"
     echo "$python -m cost_jax.bench.report $out/bench_$run.json > $out/bench_$run.md"
   done
   exit 0
@@ -61,9 +81,10 @@ driver="$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/nul
           | head -n 1 || true)"
 date="$(date -u +%Y-%m-%d)"
 for run in "${runs[@]}"; do
-  flag=()
-  if [[ "$run" == compiled ]]; then flag=(--torch_compile); fi
-  "${bench[@]}" "${flag[@]}" "--json=$out/bench_$run.json" 2>&1 | tee "$out/bench_$run.log"
+  read -r -a flag <<< "$(run_flags "$run")"
+  env_text="$(run_env "$run")"
+  env ${env_text:+"$env_text"} "${bench[@]}" "${flag[@]}" "--json=$out/bench_$run.json" 2>&1 \
+    | tee "$out/bench_$run.log"
   "$python" -m cost_jax.bench.report "$out/bench_$run.json" "--driver=$driver" \
     "--date=$date" > "$out/bench_$run.md"
   echo "-> $out/bench_$run.json, $out/bench_$run.md"

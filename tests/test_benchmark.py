@@ -9,8 +9,6 @@ import pytest
 from configs import demo
 from cost_jax.bench import model as benchmark
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
-
 
 def _tiny_config():
   config = demo.get_config()
@@ -24,11 +22,12 @@ def test_benchmark_writes_its_json_report(tmp_path, monkeypatch):
   monkeypatch.setattr(benchmark, "measure_matmul_tflops", lambda d: measure(d, n=256))
   path = tmp_path / "bench.json"
   report = benchmark.run(_tiny_config(), ["costa", "costb"], batch=8, warmup=0, repeats=2,
-                         json_path=str(path))
+                         json_path=str(path), conv_impls=["auto"])
   assert json.loads(path.read_text()) == json.loads(json.dumps(report))
   assert report["num_devices"] == 8 and report["clip"] == [4, 16, 16]
   assert report["peak_tflops_per_device"] > 0  # the CPU peak is measured in the run
   assert [r["name"] for r in report["rows"]] == ["costa", "costb"]
+  assert [r["conv_impl"] for r in report["rows"]] == ["2d", "2d"]  # 'auto' on a CPU
   for row in report["rows"]:
     for what in ("forward", "train"):
       t = row[what]
@@ -39,7 +38,26 @@ def test_benchmark_writes_its_json_report(tmp_path, monkeypatch):
     assert row["train_gflops_per_clip"] > 2 * row["forward_gflops_per_clip"]
     assert row["train_memory"]["compiled_bytes"] > 0
   costa, costb = (r["train"]["median_s"] for r in report["rows"])
-  assert report["ratios"] == {"train_step_time costb/costa": pytest.approx(costb / costa)}
+  assert report["ratios"] == {"train_step_time costb/costa (2d)": pytest.approx(costb / costa)}
+
+
+def test_ratios_compare_implementations_and_frameworks():
+  rows = [benchmark.summarise("c2d", "jax", _timed(300, 100), 8, None, 1, "3d"),
+          benchmark.summarise("c2d", "jax", _timed(100, 50), 8, None, 1, "2d"),
+          benchmark.summarise("c2d", "torch", _timed(200, 80), 8, None, 1)]
+  assert [benchmark.row_label(r) for r in rows] == ["jax c2d (3d)", "jax c2d (2d)",
+                                                    "torch c2d"]
+  assert benchmark.ratios(rows) == {
+      "train_step_time c2d 2d/3d": pytest.approx(1 / 3),
+      "train clips/s jax (3d)/torch c2d": pytest.approx(2 / 3),
+      "forward clips/s jax (3d)/torch c2d": pytest.approx(0.8),
+      "train clips/s jax (2d)/torch c2d": pytest.approx(2.0),
+      "forward clips/s jax (2d)/torch c2d": pytest.approx(1.6)}
+
+
+def _timed(train_ms, forward_ms):
+  t = lambda ms: {"median_s": ms / 1e3, "p10_s": ms / 1e3, "p90_s": ms / 1e3}
+  return {"train": t(train_ms), "forward": t(forward_ms)}
 
 
 def test_time_fn_blocks_and_orders_percentiles():
@@ -51,7 +69,7 @@ def test_time_fn_blocks_and_orders_percentiles():
 
 def test_torch_reference_has_the_papers_parameter_counts():
   pytest.importorskip("torch")
-  import torch_models
+  from cost_jax.bench import torch_models
   counts = {v: sum(p.numel() for p in torch_models.ResNet50(v).parameters())
             for v in ("c2d", "c3d", "costa", "costb")}
   assert counts == {"c2d": 24327632, "c3d": 29013456, "costa": 24333968,
@@ -94,13 +112,15 @@ def test_benchmark_imports_without_the_tf_data_stack():
   assert result.returncode == 0, result.stderr[-2000:]
 
 
-def _row(framework, name, step_ms, gflops=None):
+def _row(framework, name, step_ms, gflops=None, conv_impl="3d"):
   t = {"median_s": step_ms / 1e3, "p10_s": step_ms / 1e3 * 0.9, "p90_s": step_ms / 1e3 * 1.1}
   row = {"framework": framework, "name": name, "batch": 32, "train": t,
          "forward_clips_per_s": 100.0, "train_clips_per_s": 32 / t["median_s"],
          "train_memory": {"device_peak_bytes": 3 * 2**30}}
   if gflops:
     row["train_gflops_per_clip"] = gflops
+  if framework == "jax":
+    row["conv_impl"] = conv_impl
   return row
 
 
@@ -108,7 +128,8 @@ def test_report_computes_mfu_and_checks_the_targets():
   from cost_jax.bench import report as bench_report
   rows = [_row("jax", "c2d", 100, 100.0), _row("jax", "c3d_full", 200, 300.0),
           _row("jax", "costa", 220, 300.0), _row("jax", "costb", 330, 310.0),
-          _row("torch", "c2d", 150), _row("torch", "costa", 250)]
+          _row("torch", "c2d", 150), _row("torch", "costa", 250),
+          _row("jax", "c3d_full", 400, 300.0, "2d")]  # slower: the targets use 3d
   report = {"device": "NVIDIA H100 80GB HBM3", "platform": "gpu", "num_devices": 1,
             "jax_version": "0.11.2", "torch_version": "2.11.0", "torch_compile": True,
             "dtype": "bfloat16", "clip": [8, 224, 224], "batch": 32,
@@ -120,8 +141,10 @@ def test_report_computes_mfu_and_checks_the_targets():
   text = bench_report.to_markdown(report, driver="550.54", date="2026-11-24")
   assert text.startswith("Device: NVIDIA H100 80GB HBM3 x1 (gpu), driver 550.54, "
                          "2026-11-24\nJAX 0.11.2, PyTorch 2.11.0 with torch.compile\n")
-  assert "| jax | c3d_full | 100.0 | 200.0 (180.0-220.0) | 160.0 | 300.00 | 4.9% | 3.00 | - |" \
-         in text
+  assert ("| jax | c3d_full | 3d | 100.0 | 200.0 (180.0-220.0) | 160.0 | 300.00 | 4.9% | "
+          "3.00 | - | 0.0 |") in text
+  assert "| jax | c3d_full | 2d | 100.0 | 400.0 (360.0-440.0) | 80.0 |" in text
+  assert "Faster convolution implementation per network (train step): c3d_full 3d." in text
   targets = {line.split(" | ")[0][2:]: line.split(" | ")[2:] for line in text.splitlines()
              if line.startswith("| ") and line.count(" | ") == 3}
   assert targets["JAX / PyTorch train clips/s, c2d"] == ["1.50", "yes |"]
@@ -138,14 +161,21 @@ def test_gpu_script_prints_its_commands_and_refuses_without_a_gpu(tmp_path):
   root = os.path.dirname(os.path.dirname(__file__))
   script = os.path.join(root, "benchmarks", "gpu.sh")
   env = {**os.environ, "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu"}
+  env.pop("XLA_FLAGS", None)
   dry = subprocess.run([script, str(tmp_path)], env={**env, "DRY_RUN": "1",
                        "VARIANTS": "costa,costb", "BATCH": "64", "EXTRA": "--clip=8,112"},
                        capture_output=True, text=True, check=True).stdout.splitlines()
-  assert len(dry) == 4  # eager and torch.compile runs, each with its report
-  for line in dry[0], dry[2]:
+  # PyTorch eager, then torch.compile, beside JAX; JAX alone with NHWC convolutions;
+  # each run with its report.
+  assert len(dry) == 6
+  for line in dry[0], dry[2], dry[4]:
     assert ("-m cost_jax.bench.model --config=configs/kinetics.py --variants=costa,costb "
-            "--batch=64 --dtype=bfloat16 --torch --find_max_batch --clip=8,112") in line
-  assert "--torch_compile" in dry[2] and "--torch_compile" not in dry[0]
+            "--conv_impl=3d,2d --batch=64 --dtype=bfloat16 --find_max_batch --clip=8,112"
+            ) in line
+  assert "--torch --torch_compile" in dry[2] and "--torch_compile" not in dry[0]
+  assert "--torch" in dry[0] and "--torch" not in dry[4]
+  assert dry[4].startswith("XLA_FLAGS=--xla_gpu_force_conv_nhwc ")
+  assert "XLA_FLAGS" not in dry[0] + dry[2]
   assert dry[3].endswith(f"-m cost_jax.bench.report {tmp_path}/bench_compiled.json > "
                          f"{tmp_path}/bench_compiled.md")
   out = subprocess.run([script, str(tmp_path)], env=env, capture_output=True, text=True)

@@ -2,7 +2,7 @@
 loaded exactly (logits equal to PyTorch's), converted into run folders, and fine-tuned.
 
 The PyTorch side is the real `pytorchvideo` 0.1.5 model code and, for MMAction2, the
-authors' network in `benchmarks/torch_models.py`, with random weights and BatchNorm
+authors' network in `cost_jax/bench/torch_models.py`, with random weights and BatchNorm
 statistics taken from a batch (so that activations, and logits, stay of order one).
 """
 
@@ -22,10 +22,8 @@ torch = pytest.importorskip("torch")
 import processes  # noqa: E402
 from cost_jax import experiment  # noqa: E402
 from cost_jax.models import checkpoint_formats as formats  # noqa: E402
+from cost_jax.bench import torch_models  # noqa: E402
 from cost_jax.models import pretrained, resnet3d  # noqa: E402
-
-sys.path.insert(0, os.path.join(processes.ROOT, "benchmarks"))
-import torch_models  # noqa: E402
 
 PTV_ARCHS = {"c2d_r50": 8, "i3d_r50": 8, "slow_r50": 8, "r2plus1d_r50": 16}  # frames
 PTV_PARAMS = {"c2d_r50": 24327632, "i3d_r50": 28043472, "slow_r50": 32454096,

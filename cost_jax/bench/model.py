@@ -1,11 +1,13 @@
 r"""Speed of the models: inference forward and the full training step, per variant.
 
   python -m cost_jax.bench.model --config=configs/kinetics.py \
-      [--variants=c2d,c3d,c3d_full,r2plus1d,costa,costb] [--batch=32] [--dtype=bfloat16] \
-      [--clip=8,224] [--remat] [--torch] [--find_max_batch] [--json=bench.json]
+      [--variants=c2d,c3d,c3d_full,r2plus1d,costa,costb] [--conv_impl=3d,2d] [--batch=32] \
+      [--dtype=bfloat16] [--clip=8,224] [--remat] [--torch] [--find_max_batch] \
+      [--json=bench.json]
 
-For each variant, on whatever devices JAX sees (the batch is sharded over all of them), at
-the config's clip shape: compile time, median and spread (10th to 90th percentile) of the
+For each variant and each convolution implementation (`--conv_impl`, default the
+config's `model.conv_impl`; see `cost_jax.models.video_ops`), on whatever devices JAX sees
+(the batch is sharded over all of them), at the config's clip shape: compile time, median and spread (10th to 90th percentile) of the
 forward pass (`train=False`) and of the training step exactly as `cost_jax.train` runs it
 (forward, backward, clipping, weight decay, SGD update, BatchNorm statistics; the clips
 arrive at the crop size, so the input resize `cost_jax.bench.data` times is left
@@ -18,7 +20,7 @@ Timing excludes compilation: each function is compiled first, run `--warmup` tim
 timed `--repeats` times, blocking on its result each time. `--find_max_batch` adds the
 largest batch whose training step fits in device memory (doubling from `--batch`; with
 `--remat` it shows what rematerialisation buys). `--torch` also times the PyTorch reference
-networks of `benchmarks/torch_models.py` (ResNet-50 family, needs torch) with the same
+networks of `cost_jax.bench.torch_models` (ResNet-50 family, needs torch) with the same
 harness, so that JAX/PyTorch ratios come from one run. Results go to stdout as a table and
 to `--json`.
 """
@@ -26,8 +28,6 @@ to `--json`.
 import dataclasses
 import functools
 import json
-import os
-import sys
 import time
 from typing import Callable
 
@@ -40,9 +40,7 @@ from etils import epath
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cost_jax import cli, models, optim, steps, summary
-
-# The repository root: benchmarks/torch_models.py lives there, beside the package.
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cost_jax.models import video_ops
 
 # Dense bfloat16 peak TFLOP/s per chip (vendor figures); float32 uses the same table only
 # for TPUs, where XLA runs float32 matmuls through bfloat16 passes by default.
@@ -206,9 +204,12 @@ def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
 
 
 def summarise(name: str, framework: str, r: dict, batch: int, peak: float | None,
-              num_devices: int) -> dict:
-  """Derived figures: clips/s and TFLOP/s (per device share of the peak)."""
+              num_devices: int, conv_impl: str | None = None) -> dict:
+  """Derived figures: clips/s and TFLOP/s (per device share of the peak); JAX rows carry
+  the convolution implementation that ran (`conv_impl`, '3d' or '2d')."""
   row = {"name": name, "framework": framework, "batch": batch, **r}
+  if conv_impl:
+    row["conv_impl"] = conv_impl
   for what in ("forward", "train"):
     t = r[what]["median_s"]
     row[f"{what}_clips_per_s"] = batch / t
@@ -221,10 +222,16 @@ def summarise(name: str, framework: str, r: dict, batch: int, peak: float | None
   return row
 
 
+def row_label(r: dict) -> str:
+  """'jax c2d (2d)', 'torch c2d'."""
+  impl = f" ({r['conv_impl']})" if r.get("conv_impl") else ""
+  return f"{r['framework']} {r['name']}{impl}"
+
+
 def format_table(rows: list[dict]) -> str:
   head = (f"{'model':22s}{'batch':>6s}{'fwd ms':>10s}{'fwd clips/s':>12s}{'step ms':>10s}"
           f"{'(p10-p90)':>16s}{'step clips/s':>13s}{'GFLOPs/clip':>12s}{'TFLOP/s':>9s}"
-          f"{'% peak':>8s}{'memory MiB':>11s}")
+          f"{'% peak':>8s}{'memory MiB':>11s}{'compile s':>10s}")
   lines = [head]
   for r in rows:
     t = r["train"]
@@ -237,49 +244,62 @@ def format_table(rows: list[dict]) -> str:
     tflops = f"{r['train_tflops']:.3f}" if "train_tflops" in r else "-"
     frac = f"{100 * frac:.1f}" if frac else "-"
     mib = f"{mib / 2**20:.0f}" if mib else "-"
-    name = f"{r['framework']} {r['name']}"
-    lines.append(f"{name:22s}{r['batch']:>6d}{r['forward']['median_s'] * 1e3:>10.1f}"
+    compile_s = r.get("forward_compile_s", 0) + r.get("train_compile_s", 0)
+    lines.append(f"{row_label(r):22s}{r['batch']:>6d}{r['forward']['median_s'] * 1e3:>10.1f}"
                  f"{r['forward_clips_per_s']:>12.1f}{t['median_s'] * 1e3:>10.1f}"
                  f"{spread:>16s}{r['train_clips_per_s']:>13.1f}{gflops:>12s}{tflops:>9s}"
-                 f"{frac:>8s}{mib:>11s}")
+                 f"{frac:>8s}{mib:>11s}{compile_s:>10.1f}")
   return "\n".join(lines)
 
 
 def ratios(rows: list[dict]) -> dict:
-  """The ratios the README quotes, from the rows of one run."""
-  step = {(r["framework"], r["name"]): r["train"]["median_s"] for r in rows}
-  clips = {(r["framework"], r["name"]): r["train_clips_per_s"] for r in rows}
+  """The ratios the README quotes, from the rows of one run: step times of the variants
+  (per implementation), "2d" against "3d", and JAX against PyTorch (clips/s)."""
+  jax_rows = {(r["conv_impl"], r["name"]): r for r in rows if r["framework"] == "jax"}
+  torch_rows = {r["name"]: r for r in rows if r["framework"] == "torch"}
+  step = lambda r: r["train"]["median_s"]
   out = {}
-  for a, b in (("costa", "c3d_full"), ("costb", "costa"), ("costa", "c2d"),
-               ("c3d", "c2d")):
-    if ("jax", a) in step and ("jax", b) in step:
-      out[f"train_step_time {a}/{b}"] = step["jax", a] / step["jax", b]
-  for (framework, name), value in clips.items():
-    if framework == "jax" and ("torch", name) in clips:
-      out[f"train clips/s jax/torch {name}"] = value / clips["torch", name]
+  for impl in dict.fromkeys(i for i, _ in jax_rows):
+    for a, b in (("costa", "c3d_full"), ("costb", "costa"), ("costa", "c2d"),
+                 ("c3d", "c2d")):
+      if (impl, a) in jax_rows and (impl, b) in jax_rows:
+        out[f"train_step_time {a}/{b} ({impl})"] = (step(jax_rows[impl, a])
+                                                    / step(jax_rows[impl, b]))
+  for (impl, name), r in jax_rows.items():
+    if impl == "2d" and ("3d", name) in jax_rows:
+      out[f"train_step_time {name} 2d/3d"] = step(r) / step(jax_rows["3d", name])
+  for (impl, name), r in jax_rows.items():
+    if name in torch_rows:
+      for what in ("train", "forward"):
+        out[f"{what} clips/s jax ({impl})/torch {name}"] = (
+            r[f"{what}_clips_per_s"] / torch_rows[name][f"{what}_clips_per_s"])
   return out
 
 
 def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
         with_torch: bool = False, json_path: str | None = None,
-        find_max_batch: bool = False, torch_compile: bool = False) -> dict:
-  """Benchmarks every variant; returns (and optionally writes) the JSON report."""
+        find_max_batch: bool = False, torch_compile: bool = False,
+        conv_impls=None) -> dict:
+  """Benchmarks every variant with every convolution implementation of `conv_impls`
+  (default: the config's `model.conv_impl`, resolved for this platform); returns (and
+  optionally writes) the JSON report."""
   device = jax.devices()[0]
   peak, peak_source = device_peak_tflops(device, config.model.dtype)
+  impls = [video_ops.resolve(i, device.platform)
+           for i in (conv_impls or [config.model.get("conv_impl", "auto")])]
   rows = []
   for variant in variants:
-    c = ml_collections.ConfigDict(config.to_dict())
-    c.model.variant = variant
-    logging.info("benchmarking jax %s, batch %d", variant, batch)
-    rows.append(summarise(variant, "jax", benchmark_jax(c, batch, warmup, repeats), batch,
-                          peak, jax.device_count()))
-    if find_max_batch:
-      rows[-1]["largest_batch"], rows[-1]["largest_batch_note"] = largest_batch(c, batch)
-    print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    for impl in dict.fromkeys(impls):
+      c = ml_collections.ConfigDict(config.to_dict())
+      c.model.variant, c.model.conv_impl = variant, impl
+      logging.info("benchmarking jax %s (%s), batch %d", variant, impl, batch)
+      rows.append(summarise(variant, "jax", benchmark_jax(c, batch, warmup, repeats),
+                            batch, peak, jax.device_count(), impl))
+      if find_max_batch:
+        rows[-1]["largest_batch"], rows[-1]["largest_batch_note"] = largest_batch(c, batch)
+      print(format_table(rows[-1:]).splitlines()[-1], flush=True)
   if with_torch:
-    # benchmarks/torch_models.py lives beside the package, not in it.
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    import torch_models
+    from cost_jax.bench import torch_models  # imports torch
     for variant in variants:
       if variant not in torch_models.VARIANTS:
         continue
@@ -305,7 +325,7 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
     print(f"{k}: {v:.2f}")
   for r in rows:
     if "largest_batch" in r:
-      print(f"largest batch that fits, {r['name']}: {r['largest_batch']} "
+      print(f"largest batch that fits, {row_label(r)}: {r['largest_batch']} "
             f"({r['largest_batch_note']})")
   if json_path:
     epath.Path(json_path).write_text(json.dumps(report, indent=1))
@@ -334,20 +354,28 @@ def main(argv):
   if batch % jax.device_count():
     raise app.UsageError(f"--batch={batch} must be a multiple of the "
                          f"{jax.device_count()} devices")
+  impls = f.conv_impl.split(",") if f.conv_impl else None
+  bad = [i for i in impls or () if i not in video_ops.IMPLS]
+  if bad:
+    raise app.UsageError(f"--conv_impl: unknown {bad}; choose from "
+                         f"{', '.join(video_ops.IMPLS)}")
   run(config, variants, batch, f.warmup, f.repeats, f.torch, f.json, f.find_max_batch,
-      f.torch_compile)
+      f.torch_compile, impls)
 
 
 if __name__ == "__main__":
   from ml_collections import config_flags
   config_flags.DEFINE_config_file("config", None, "Experiment config (model and input).")
   flags.DEFINE_string("variants", None, "Comma-separated variants (default: the config's).")
+  flags.DEFINE_string("conv_impl", None, "Comma-separated convolution implementations, "
+                      "e.g. 3d,2d (default: the config's model.conv_impl).")
   flags.DEFINE_integer("batch", None, "Global batch (default: config.batch_size).")
   flags.DEFINE_string("dtype", None, "Compute dtype, float32 or bfloat16 (default: the "
                       "config's).")
   flags.DEFINE_string("clip", None, "FRAMES,SIZE, overriding config.input.")
   flags.DEFINE_bool("remat", False, "Rematerialise each block in the backward pass.")
-  flags.DEFINE_bool("torch", False, "Also time benchmarks/torch_models.py (needs torch).")
+  flags.DEFINE_bool("torch", False, "Also time the PyTorch reference networks "
+                    "(cost_jax.bench.torch_models; needs torch).")
   flags.DEFINE_bool("torch_compile", False, "With --torch: run the PyTorch networks "
                     "through torch.compile.")
   flags.DEFINE_integer("warmup", 2, "Untimed runs after compilation.")

@@ -1,7 +1,7 @@
 """The CoST layer: one shared 3x3 kernel over the H-W, T-W and T-H views of a clip.
 
 Shapes are channels-last: input `(N, T, H, W, C_in)`, output `(N, T', H', W', C_out)`.
-The exact operation is `shared/DESIGN.md` section 1; parameter names follow it so that
+The exact operation is `docs/design.md` §1; parameter names follow it so that
 checkpoints from the authors' PyTorch release map onto this module one to one:
 
   kernel  (3, 3, C_in, C_out)   shared by the three views (a 2-D HWIO kernel)
@@ -20,17 +20,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from cost_jax.models import video_ops
+from cost_jax.models.video_ops import kaiming_fan_out
+
 VIEWS = ("hw", "tw", "th")
-_DIMENSION_NUMBERS = ("NDHWC", "DHWIO", "NDHWC")
-
-# Kaiming normal with fan-out, as the authors initialise every convolution.
-kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-
-
-def symmetric_padding(kernel: Sequence[int]) -> tuple[tuple[int, int], ...]:
-  """k // 2 on both sides of every axis: PyTorch's padding for odd kernels."""
-  return tuple((k // 2, k // 2) for k in kernel)
-
 
 def view_kernels(kernel: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The shared `(3, 3, I, O)` kernel as the three 3-D kernels `(t, h, w, I, O)`."""
@@ -41,14 +34,13 @@ def view_kernels(kernel: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 VIEW_PADDING = (((0, 0), (1, 1), (1, 1)), ((1, 1), (0, 0), (1, 1)), ((1, 1), (1, 1), (0, 0)))
 
 
-def conv3d(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding) -> jax.Array:
-  return jax.lax.conv_general_dilated(
-      x, kernel, tuple(strides), padding, dimension_numbers=_DIMENSION_NUMBERS)
-
-
-def cost_views(x: jax.Array, kernel: jax.Array, strides: Sequence[int]) -> list[jax.Array]:
-  """The three view outputs `[y_hw, y_tw, y_th]`, each `(N, T', H', W', O)`."""
-  return [conv3d(x, k, strides, p) for k, p in zip(view_kernels(kernel), VIEW_PADDING)]
+def cost_views(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
+               impl: str = "auto") -> list[jax.Array]:
+  """The three view outputs `[y_hw, y_tw, y_th]`, each `(N, T', H', W', O)`; with the
+  '2d' `impl`, 2-D convolutions over the frames, the (T, W) planes and the (T, H) planes
+  (`video_ops`)."""
+  return [video_ops.conv(x, k, strides, p, impl)
+          for k, p in zip(view_kernels(kernel), VIEW_PADDING)]
 
 
 def fused_kernel(kernel: jax.Array, coefficients: jax.Array) -> jax.Array:
@@ -88,11 +80,13 @@ class CoST(nn.Module):
       (4, 8, 56, 56, 64). Fused is never slower there, so it is the default. GPU and TPU
       figures are still to be measured with the same script.
     dtype: compute dtype; parameters stay in `param_dtype`.
+    impl: how the convolutions run, '3d', '2d' or 'auto' (`video_ops`).
   """
   features: int
   variant: str = "a"
   strides: Sequence[int] = (1, 1, 1)
   fused: bool = True
+  impl: str = "auto"
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   kernel_init: Any = kaiming_fan_out
@@ -113,11 +107,11 @@ class CoST(nn.Module):
       mix = coefficients.astype(self.dtype)
       if self.fused:
         k = fused_kernel(kernel, mix)
-        return conv3d(x, k, self.strides, ((1, 1),) * 3)
-      ys = cost_views(x, kernel, self.strides)
+        return video_ops.conv(x, k, self.strides, ((1, 1),) * 3, self.impl)
+      ys = cost_views(x, kernel, self.strides, self.impl)
       return mix[0] * ys[0] + mix[1] * ys[1] + mix[2] * ys[2]
 
-    ys = cost_views(x, kernel, self.strides)
+    ys = cost_views(x, kernel, self.strides, self.impl)
     # Global max pooling of every view, views stacked on axis 1: (N, 3, O).
     pooled = jnp.stack([y.max(axis=(1, 2, 3)) for y in ys], axis=1).astype(jnp.float32)
     small = nn.initializers.normal(0.01)

@@ -42,7 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cost_jax.models.cost import kaiming_fan_out, symmetric_padding
+from cost_jax.models import video_ops
+from cost_jax.models.video_ops import kaiming_fan_out, symmetric_padding
 
 VARIANTS = ("i3d", "s3d", "s3dg")
 
@@ -89,7 +90,7 @@ class Unit(nn.Module):
   kernel: Sequence[int]
   strides: Sequence[int] = (1, 1, 1)
   separable: bool = False
-  conv: Callable = nn.Conv
+  conv: Callable = video_ops.Conv
   norm: Callable = nn.BatchNorm
 
   @nn.compact
@@ -108,8 +109,8 @@ class Unit(nn.Module):
     return nn.relu(self.norm(name="bn")(x))
 
 
-def _max_pool(x, window, strides):
-  return nn.max_pool(x, tuple(window), tuple(strides), "SAME")
+def _max_pool(x, window, strides, impl):
+  return video_ops.max_pool(x, window, strides, "SAME", impl)
 
 
 class InceptionBlock(nn.Module):
@@ -118,6 +119,7 @@ class InceptionBlock(nn.Module):
   unit: Callable
   gating: bool
   dtype: Any
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x):
@@ -128,7 +130,8 @@ class InceptionBlock(nn.Module):
             self.unit(b2_reduce, (1, 1, 1), name="branch2_0")(x)),
         self.unit(b3, (3, 3, 3), name="branch3_1")(
             self.unit(b3_reduce, (1, 1, 1), name="branch3_0")(x)),
-        self.unit(b4, (1, 1, 1), name="branch4_1")(_max_pool(x, (3, 3, 3), (1, 1, 1))),
+        self.unit(b4, (1, 1, 1), name="branch4_1")(
+            _max_pool(x, (3, 3, 3), (1, 1, 1), self.conv_impl)),
     ]
     if self.gating:
       branches = [SelfGating(self.dtype, name=f"gate{i + 1}")(b)
@@ -147,6 +150,7 @@ class InceptionV1Video(nn.Module):
     dropout_rate: dropout before the classifier.
     dtype: compute dtype (float32 or bfloat16); parameters and logits are float32.
     bn_momentum: decay of the BatchNorm running statistics.
+    conv_impl: how convolutions and pools run, '3d', '2d' or 'auto' (`video_ops`).
     remat: recompute each Inception block's activations in the backward pass.
   """
   variant: str = "i3d"
@@ -155,6 +159,7 @@ class InceptionV1Video(nn.Module):
   dropout_rate: float = 0.5
   dtype: Any = jnp.float32
   bn_momentum: float = 0.9
+  conv_impl: str = "auto"
   remat: bool = False
 
   STAGES = {"stem": ("conv1", "conv2", "conv3"), "mixed3": ("inception3",),
@@ -167,8 +172,9 @@ class InceptionV1Video(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     if self.variant not in VARIANTS:
       raise ValueError(f"unknown variant {self.variant!r}: choose one of {VARIANTS}")
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                             kernel_init=kaiming_fan_out)
+    impl = self.conv_impl
+    conv = functools.partial(video_ops.Conv, use_bias=False, dtype=self.dtype,
+                             kernel_init=kaiming_fan_out, impl=impl)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train,
                              momentum=self.bn_momentum, epsilon=BN_EPSILON,
                              dtype=self.dtype)
@@ -179,26 +185,27 @@ class InceptionV1Video(nn.Module):
 
     x = x.astype(self.dtype)
     x = unit(ch(64), (7, 7, 7), (2, 2, 2), name="conv1")(x)
-    x = _max_pool(x, (1, 3, 3), (1, 2, 2))
+    x = _max_pool(x, (1, 3, 3), (1, 2, 2), impl)
     x = unit(ch(64), (1, 1, 1), name="conv2")(x)
     x = unit(ch(192), (3, 3, 3), name="conv3")(x)
     if gating:
       x = SelfGating(self.dtype, name="conv3_gate")(x)
-    x = _max_pool(x, (1, 3, 3), (1, 2, 2))
+    x = _max_pool(x, (1, 3, 3), (1, 2, 2), impl)
     self.sow("intermediates", "stem", x)
     pools = {"inception4a": ((3, 3, 3), (2, 2, 2)), "inception5a": ((2, 2, 2), (2, 2, 2))}
     for name, widths in MIXED.items():
       if name in pools:
         self.sow("intermediates", f"mixed{int(name[9]) - 1}", x)
-        x = _max_pool(x, *pools[name])
-      x = block_cls(tuple(ch(c) for c in widths), unit, gating, self.dtype, name=name)(x)
+        x = _max_pool(x, *pools[name], impl)
+      x = block_cls(tuple(ch(c) for c in widths), unit, gating, self.dtype, impl,
+                    name=name)(x)
     self.sow("intermediates", "mixed5", x)
 
     t, h, w = x.shape[1:4]
-    x = nn.avg_pool(x, (min(t, 2), min(h, 7), min(w, 7)), (1, 1, 1), "VALID")
+    x = video_ops.avg_pool(x, (min(t, 2), min(h, 7), min(w, 7)), 1, "VALID", impl)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.Conv(self.num_classes, (1, 1, 1), dtype=self.dtype, name="head",
-                kernel_init=nn.initializers.normal(0.01))(x)
+    x = video_ops.Conv(self.num_classes, (1, 1, 1), dtype=self.dtype, name="head",
+                       kernel_init=nn.initializers.normal(0.01), impl=impl)(x)
     # Logits averaged over time (and over space when the clip is larger than 224).
     return x.astype(jnp.float32).mean(axis=(1, 2, 3))
 

@@ -1,4 +1,4 @@
-"""Video ResNets with a pluggable spatio-temporal convolution (DESIGN section 2).
+"""Video ResNets with a pluggable spatio-temporal convolution (docs/design.md §2).
 
 Input `(N, T, H, W, 3)` float clips, output `(N, num_classes)` float32 logits. Bottleneck
 blocks, stride in the 3x3 conv, temporal max pool (kernel 2, stride 2) after res2. Every
@@ -31,7 +31,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cost_jax.models.cost import CoST, kaiming_fan_out, symmetric_padding
+from cost_jax.models import video_ops
+from cost_jax.models.cost import CoST
+from cost_jax.models.video_ops import kaiming_fan_out, symmetric_padding
 
 # Per variant: (temporal kernel of conv1, kind of conv2) in a marked block.
 VARIANTS = {
@@ -43,7 +45,7 @@ VARIANTS = {
     "costb": (1, "costb"),
 }
 
-# Marked blocks per stage (res2..res5), DESIGN section 2.
+# Marked blocks per stage (res2..res5), docs/design.md §2.
 MARKED = {
     50: ((0, 1, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (1, 0, 1)),
     101: ((0, 1, 0), (1, 0, 1, 0), tuple(1 - i % 2 for i in range(23)), (0, 1, 0)),
@@ -75,7 +77,7 @@ class Layout:
 
 
 def paper_layout(variant: str, depth: int) -> Layout:
-  """DESIGN section 2: the variant changes the marked blocks only."""
+  """docs/design.md §2: the variant changes the marked blocks only."""
   conv1_t, conv2 = VARIANTS[variant]
   marked = MARKED[depth]
   return Layout(conv1_t=tuple(tuple(conv1_t if m else 1 for m in s) for s in marked),
@@ -115,7 +117,7 @@ class R2Plus1DConv(nn.Module):
   """1x3x3 conv to M channels, BN, ReLU, 3x1x1 conv (Tran et al. 2018)."""
   features: int
   strides: Sequence[int] = (1, 1, 1)
-  conv: Callable = nn.Conv
+  conv: Callable = video_ops.Conv
   norm: Callable = nn.BatchNorm
 
   @nn.compact
@@ -132,7 +134,7 @@ class TemporalSpatialConv(nn.Module):
   """3x1x1 conv, BN, ReLU, 1x3x3 conv, all `features` wide: PyTorchVideo's R(2+1)D."""
   features: int
   strides: Sequence[int] = (1, 1, 1)
-  conv: Callable = nn.Conv
+  conv: Callable = video_ops.Conv
   norm: Callable = nn.BatchNorm
 
   @nn.compact
@@ -154,6 +156,7 @@ class Bottleneck(nn.Module):
   conv: Callable
   norm: Callable
   cost_fused: bool
+  conv_impl: str
   dtype: Any
   zero_init_residual: bool
 
@@ -174,7 +177,7 @@ class Bottleneck(nn.Module):
       y = TemporalSpatialConv(self.width, strides, self.conv, self.norm, name="conv2")(y)
     else:
       y = CoST(self.width, self.conv2_kind[-1], strides, fused=self.cost_fused,
-               dtype=self.dtype, name="conv2")(y)
+               impl=self.conv_impl, dtype=self.dtype, name="conv2")(y)
     y = nn.relu(self.norm(name="bn2")(y))
     y = self.conv(self.width * 4, (1, 1, 1), 1, "VALID", name="conv3")(y)
     scale_init = nn.initializers.zeros if self.zero_init_residual else nn.initializers.ones
@@ -197,6 +200,8 @@ class ResNet3D(nn.Module):
     dropout_rate: dropout before the classifier.
     dtype: compute dtype (float32 or bfloat16); parameters and logits are float32.
     cost_fused: run CoST(a) as one 3x3x3 convolution (see `CoST.fused`).
+    conv_impl: how convolutions and pools run, '3d', '2d' or 'auto' (`video_ops`);
+      the parameters are the same in all three.
     bn_momentum: decay of the BatchNorm running statistics (0.9 is PyTorch's 0.1).
     zero_init_residual: start every block as the identity (last BN scale 0).
     remat: recompute each block's activations in the backward pass to save memory.
@@ -208,6 +213,7 @@ class ResNet3D(nn.Module):
   dropout_rate: float = 0.5
   dtype: Any = jnp.float32
   cost_fused: bool = True
+  conv_impl: str = "auto"
   bn_momentum: float = 0.9
   zero_init_residual: bool = False
   remat: bool = False
@@ -231,8 +237,9 @@ class ResNet3D(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     layout = self.layout()
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                             kernel_init=kaiming_fan_out)
+    impl = self.conv_impl
+    conv = functools.partial(video_ops.Conv, use_bias=False, dtype=self.dtype,
+                             kernel_init=kaiming_fan_out, impl=impl)
     norm = functools.partial(nn.BatchNorm, use_running_average=not train,
                              momentum=self.bn_momentum, epsilon=1e-5, dtype=self.dtype)
     block_cls = nn.remat(Bottleneck) if self.remat else Bottleneck
@@ -242,7 +249,7 @@ class ResNet3D(nn.Module):
     x = conv(self.width, stem, (1, 2, 2), symmetric_padding(stem), name="stem_conv")(x)
     x = nn.relu(norm(name="stem_bn")(x))
     if layout.stem_pool:
-      x = nn.max_pool(x, (1, 3, 3), (1, 2, 2), symmetric_padding((1, 3, 3)))
+      x = video_ops.max_pool(x, (1, 3, 3), (1, 2, 2), symmetric_padding((1, 3, 3)), impl)
     self.sow("intermediates", "stem", x)
     for stage, (conv1_ts, conv2_kinds) in enumerate(zip(layout.conv1_t, layout.conv2)):
       for block, (conv1_t, conv2_kind) in enumerate(zip(conv1_ts, conv2_kinds)):
@@ -252,15 +259,16 @@ class ResNet3D(nn.Module):
             strides=((layout.stride_t[stage], layout.stride_s[stage],
                       layout.stride_s[stage]) if first else (1, 1, 1)),
             conv1_t=conv1_t, conv2_kind=conv2_kind,
-            conv=conv, norm=norm, cost_fused=self.cost_fused, dtype=self.dtype,
+            conv=conv, norm=norm, cost_fused=self.cost_fused, conv_impl=impl,
+            dtype=self.dtype,
             zero_init_residual=self.zero_init_residual,
             name=f"res{stage + 2}_{block}")(x)
       if stage == 0 and layout.res2_pool:
-        x = nn.max_pool(x, (2, 1, 1), (2, 1, 1))
+        x = video_ops.max_pool(x, (2, 1, 1), (2, 1, 1), "VALID", impl)
       self.sow("intermediates", f"res{stage + 2}", x)
     if layout.head_pool:
       window = tuple(min(w, n) for w, n in zip(layout.head_pool, x.shape[1:4]))
-      x = nn.avg_pool(x, window, (1, 1, 1))
+      x = video_ops.avg_pool(x, window, (1, 1, 1), "VALID", impl)
     x = x.mean(axis=(1, 2, 3)).astype(jnp.float32)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),

@@ -1,11 +1,12 @@
-"""PyTorch reference: the ResNet-50 family of DESIGN section 2, for side-by-side timing.
+"""PyTorch reference: the ResNet-50 family of docs/design.md §2, for side-by-side timing.
 
 Written the way the authors' PyTorch release runs CoST: the shared kernel viewed as three
 `conv3d` weights, three `conv3d` calls, then a weighted sum (CoST(a): softmax of `alpha`;
 CoST(b): max-pooled views -> fc1 -> fc2 -> softmax), with the module names of their
-MMAction2 checkpoints (DESIGN section 3b), so that it is also the reference the MMAction2
+MMAction2 checkpoints (docs/design.md §3b), so that it is also the reference the MMAction2
 import is tested against. Used by `python -m cost_jax.bench.model --torch` and the tests;
-needs `pip install torch` (CPU or CUDA build).
+needs `pip install torch` (CPU or CUDA build), and only this module imports it, when the
+PyTorch side is asked for.
 """
 
 import functools
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 VARIANTS = ("c2d", "c3d", "c3d_full", "costa", "costb")
-MARKED = ((0, 1, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (1, 0, 1))  # R50, DESIGN section 2
+MARKED = ((0, 1, 0), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (1, 0, 1))  # R50, docs/design.md §2
 
 
 class CoST(nn.Module):
@@ -118,7 +119,7 @@ class Head(nn.Module):
 
 class Recognizer(nn.Module):
   """The authors' network in MMAction2's layout: `backbone.conv1.conv.weight`,
-  `backbone.layer1.0.conv2.conv.alpha`, `cls_head.fc_cls.weight`, ... (DESIGN 3b)."""
+  `backbone.layer1.0.conv2.conv.alpha`, `cls_head.fc_cls.weight`, ... (docs/design.md §3b)."""
 
   def __init__(self, variant="c2d", num_classes=400, width=64, dropout=0.5,
                marked=MARKED):

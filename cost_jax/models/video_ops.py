@@ -1,0 +1,328 @@
+"""How video convolutions and pools run: as XLA's 3-D ops, or lowered to 2-D ones.
+
+Every video network of `cost_jax.models` convolves and pools clips `(N, T, H, W, C)`
+through this module; `impl` (`config.model.conv_impl`) picks how, never what:
+
+  "3d"    one `conv_general_dilated` (or `reduce_window`) over (T, H, W).
+  "2d"    the same operation from 2-D convolutions over frames or planes, the form XLA's
+          CPU backend runs fast (its 3-D convolutions take a slow generic path):
+            1 x k_h x k_w       one 2-D convolution over the N*T frames
+            k_t x 1 x k_w       one 2-D convolution over the (T, W) planes of every row,
+            k_t x k_h x 1       or over the (T, H) planes of every column (the clip
+                                transposed): CoST's T-W and T-H views, "after a simple
+                                reshaping", as the paper puts it
+            k_t x k_h x k_w     one 2-D convolution of the frames, their k_t temporal
+                                taps side by side in channels
+            k_t x 1 x 1         a matrix product over channels (the k_t temporal taps
+                                side by side)
+          and pools as a 2-D pool over frames followed by a 1-D pool over time.
+  "auto"  the faster of the two on the platform that runs it (`AUTO`, measured).
+
+Strides and padding apply on every axis in every form; parameters are identical (the
+`Conv` module has `nn.Conv`'s names and shapes), so a checkpoint, a converted PyTorch file
+or an ImageNet inflation loads whichever implementation runs it, and outputs agree to
+float rounding.
+"""
+
+import itertools
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax.linen.dtypes import promote_dtype
+
+IMPLS = ("auto", "3d", "2d")
+# What "auto" runs, per platform. CPU: "2d", 2.2x to 2.9x faster train steps of every R50
+# variant than "3d" on the 2-core CPU (`python -m cost_jax.bench.model ... --conv_impl=3d,2d`,
+# docs/performance.md). GPU and TPU: "3d" until measured there (benchmarks/gpu.sh).
+AUTO = {"cpu": "2d"}
+
+Padding = str | Sequence[tuple[int, int]]
+_DN_2D = ("NHWC", "HWIO", "NHWC")
+_DN_3D = ("NDHWC", "DHWIO", "NDHWC")
+
+
+# Kaiming normal with fan-out, as the authors initialise every convolution.
+kaiming_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def symmetric_padding(kernel: Sequence[int]) -> tuple[tuple[int, int], ...]:
+  """k // 2 on both sides of every axis: PyTorch's padding for odd kernels."""
+  return tuple((k // 2, k // 2) for k in kernel)
+
+
+def resolve(impl: str, platform: str | None = None) -> str:
+  """'3d' or '2d' for `impl`; 'auto' by `AUTO` for `platform` (default: JAX's backend)."""
+  if impl not in IMPLS:
+    raise ValueError(f"conv_impl={impl!r}: choose one of {', '.join(IMPLS)}")
+  if impl != "auto":
+    return impl
+  return AUTO.get(platform or jax.default_backend(), "3d")
+
+
+def _triple(v) -> tuple[int, int, int]:
+  return (v,) * 3 if isinstance(v, int) else tuple(v)
+
+
+def explicit_padding(shape, window, strides, padding: Padding) -> tuple[tuple[int, int], ...]:
+  """((lo, hi),) * 3 over (T, H, W) for 'SAME', 'VALID' or explicit pairs."""
+  if isinstance(padding, str):
+    return tuple(jax.lax.padtype_to_pads(shape[1:4], window, strides, padding))
+  return tuple((int(lo), int(hi)) for lo, hi in padding)
+
+
+def _pad_axis(x, axis: int, pad: tuple[int, int], value=0.0):
+  if pad == (0, 0):
+    return x
+  widths = [(0, 0)] * x.ndim
+  widths[axis] = pad
+  return jnp.pad(x, widths, constant_values=value)
+
+
+def _taps(x, axis: int, size: int, stride: int, pad: tuple[int, int]):
+  """The `size` shifted, strided slices of `x` along `axis` that a window of `size`
+  taps reads (zero padding `pad`): tap d holds input d + stride * o for output o."""
+  x = _pad_axis(x, axis, pad)
+  out = (x.shape[axis] - size) // stride + 1
+  return [jax.lax.slice_in_dim(x, d, d + (out - 1) * stride + 1, stride, axis)
+          for d in range(size)]
+
+
+def _subsample(x, axis: int, stride: int, pad: tuple[int, int]):
+  """A kernel of size 1 along `axis`: its padding and stride only pick positions."""
+  return _taps(x, axis, 1, stride, pad)[0]
+
+
+def _conv2d_plain(x, kernel, strides, padding):
+  return jax.lax.conv_general_dilated(x, kernel, tuple(strides), tuple(padding),
+                                      dimension_numbers=_DN_2D)
+
+
+def _kernel_grad_apart(f):
+  """`f(x, kernel)`, linear in each, whose kernel gradient reads `x` and the output
+  gradient through an optimisation barrier. XLA:CPU computes a kernel gradient from
+  transposed copies of both; fused into the producers of `x` and of the gradient (a
+  BatchNorm backward, say), the transposed writes took 130 ms for a 51 MB activation,
+  against 6 ms for the same transpose on its own."""
+  @jax.custom_vjp
+  def g(x, kernel):
+    return f(x, kernel)
+
+  def fwd(x, kernel):
+    return f(x, kernel), (x, kernel)
+
+  def bwd(res, dy):
+    x, kernel = res
+    dx = jax.vjp(lambda x: f(x, kernel), x)[1](dy)[0]
+    x_apart, dy_apart = jax.lax.optimization_barrier((x, dy))
+    dk = jax.vjp(lambda k: f(x_apart, k), kernel)[1](dy_apart)[0]
+    return dx, dk
+
+  g.defvjp(fwd, bwd)
+  return g
+
+
+def _conv2d(x, kernel, strides, padding):
+  f = lambda x, k: _conv2d_plain(x, k, strides, padding)
+  return _kernel_grad_apart(f)(x, kernel)
+
+
+@jax.custom_vjp
+def _matmul(x, kernel):
+  """`x (..., I) @ kernel (I, O)`."""
+  return jnp.einsum("...c,co->...o", x, kernel)
+
+
+def _matmul_fwd(x, kernel):
+  return _matmul(x, kernel), (x, kernel)
+
+
+def _matmul_bwd(res, dy):
+  x, kernel = res
+  dx = jnp.einsum("...o,co->...c", dy, kernel)
+  # The kernel gradient contracts the N*T*H*W positions of x and dy. XLA:CPU multiplies
+  # the transposed first operand, written out in a transposed layout by its producer
+  # (about 130 ms for a 51 MB activation on the 2-core CPU): the operand with fewer
+  # channels goes first.
+  c, o = kernel.shape
+  x2, dy2 = x.reshape(-1, c), dy.reshape(-1, o)
+  dk = x2.T @ dy2 if c <= o else (dy2.T @ x2).T
+  return dx, dk
+
+
+_matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+def _over_frames(x, kernel2d, strides2d, padding2d):
+  """A 2-D convolution of every frame: `(N, T, H, W, I)` -> `(N, T, H', W', O)`."""
+  n, t = x.shape[:2]
+  y = _conv2d(x.reshape((n * t,) + x.shape[2:]), kernel2d, strides2d, padding2d)
+  return y.reshape((n, t) + y.shape[1:])
+
+
+def _over_planes(x, kernel2d, other: int, strides, padding):
+  """A 2-D convolution over the planes of T and one spatial axis, for every position of
+  the `other` spatial axis (2: H, 3: W), which the kernel does not span."""
+  x = _subsample(x, other, strides[other - 1], padding[other - 1])
+  spanned = 3 if other == 2 else 2
+  # (N, other, T, spanned, C): the planes as a batch of images.
+  xp = jnp.moveaxis(x, other, 1)
+  n, o = xp.shape[:2]
+  y = _conv2d(xp.reshape((n * o,) + xp.shape[2:]), kernel2d,
+              (strides[0], strides[spanned - 1]), (padding[0], padding[spanned - 1]))
+  return jnp.moveaxis(y.reshape((n, o) + y.shape[1:]), 1, other)
+
+
+def _over_time(x, kernel, strides, padding):
+  """k_t x 1 x 1: one matrix product over channels, the k_t temporal taps side by side
+  (`(N, T', H', W', k_t * I) @ (k_t * I, O)`)."""
+  x = _subsample(_subsample(x, 2, strides[1], padding[1]), 3, strides[2], padding[2])
+  taps = _taps(x, 1, kernel.shape[0], strides[0], padding[0])
+  x = taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
+  return _matmul(x, kernel.reshape(-1, kernel.shape[-1]))
+
+
+def conv_2d(x, kernel, strides, padding):
+  """`conv_3d` computed by 2-D convolutions and matrix products (module docstring)."""
+  kt, kh, kw, c_in, c_out = kernel.shape
+  if kh == kw == 1:
+    return _over_time(x, kernel, strides, padding)
+  if kt > 1 and kh == 1:
+    return _over_planes(x, kernel[:, 0], 2, strides, padding)
+  if kt > 1 and kw == 1:
+    return _over_planes(x, kernel[:, :, 0], 3, strides, padding)
+  # The temporal taps side by side in channels: one 2-D convolution of the frames with
+  # a (k_h, k_w, k_t * I, O) kernel (faster than k_t convolutions summed).
+  taps = _taps(x, 1, kt, strides[0], padding[0])
+  frames = taps[0] if kt == 1 else jnp.concatenate(taps, axis=-1)
+  kernel = jnp.moveaxis(kernel, 0, 2).reshape(kh, kw, kt * c_in, c_out)
+  return _over_frames(frames, kernel, strides[1:], padding[1:])
+
+
+def conv_3d(x, kernel, strides, padding):
+  return jax.lax.conv_general_dilated(x, kernel, tuple(strides), tuple(padding),
+                                      dimension_numbers=_DN_3D)
+
+
+def conv(x: jax.Array, kernel: jax.Array, strides=1, padding: Padding = "SAME",
+         impl: str = "auto") -> jax.Array:
+  """Cross-correlation of clips `(N, T, H, W, I)` with a `(k_t, k_h, k_w, I, O)` kernel.
+
+  Args:
+    strides: an int or (s_t, s_h, s_w).
+    padding: 'SAME', 'VALID' or ((lo, hi),) * 3 over (T, H, W), zeros.
+    impl: '3d', '2d' or 'auto' (module docstring).
+  Returns:
+    `(N, T', H', W', O)`, as `jax.lax.conv_general_dilated` gives it.
+  """
+  strides = _triple(strides)
+  padding = explicit_padding(x.shape, kernel.shape[:3], strides, padding)
+  if resolve(impl) == "3d":
+    return conv_3d(x, kernel, strides, padding)
+  return conv_2d(x, kernel, strides, padding)
+
+
+def _reduce_window(x, init, op, window, strides, padding):
+  return jax.lax.reduce_window(x, init, op, tuple(window), tuple(strides), tuple(padding))
+
+
+def _pool(x, init, op, window, strides, padding: Padding, impl: str):
+  """`reduce_window` of clips over (T, H, W), padded with `init`: one 5-D window ('3d'),
+  or a 2-D window over the frames then a 1-D one over time ('2d'). Max and sum are
+  separable, and the first maximum in (t, h, w) order is the first in time of the
+  first in each frame, so gradients go to the same element in both."""
+  window, strides = _triple(window), _triple(strides)
+  pads = explicit_padding(x.shape, window, strides, padding)
+  if resolve(impl) == "3d":
+    return _reduce_window(x, init, op, (1,) + window + (1,), (1,) + strides + (1,),
+                          ((0, 0),) + pads + ((0, 0),))
+  if window[1:] != (1, 1) or strides[1:] != (1, 1) or pads[1:] != ((0, 0), (0, 0)):
+    n, t = x.shape[:2]
+    y = _reduce_window(x.reshape((n * t,) + x.shape[2:]), init, op,
+                       (1,) + window[1:] + (1,), (1,) + strides[1:] + (1,),
+                       ((0, 0),) + pads[1:] + ((0, 0),))
+    x = y.reshape((n, t) + y.shape[1:])
+  if window[0] != 1 or strides[0] != 1 or pads[0] != (0, 0):
+    n, t, h, w, c = x.shape
+    y = _reduce_window(x.reshape(n, t, h * w * c), init, op, (1, window[0], 1),
+                       (1, strides[0], 1), ((0, 0), pads[0], (0, 0)))
+    x = y.reshape((n, y.shape[1], h, w, c))
+  return x
+
+
+def _window_taps(x, window, strides, pads, value):
+  """The strided slices of `x` (padded with `value`) that each tap of a (t, h, w)
+  window reads, taps in (t, h, w) order."""
+  x = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),), constant_values=value)
+  out = [(x.shape[a + 1] - window[a]) // strides[a] + 1 for a in range(3)]
+  taps = []
+  for offset in itertools.product(*(range(k) for k in window)):
+    start = (0,) + offset + (0,)
+    limit = (x.shape[0],) + tuple(o + s * (n - 1) + 1 for o, s, n in
+                                  zip(offset, strides, out)) + (x.shape[-1],)
+    taps.append(jax.lax.slice(x, start, limit, (1,) + tuple(strides) + (1,)))
+  return taps
+
+
+def max_pool(x, window, strides=1, padding: Padding = "VALID", impl: str = "auto"):
+  """Max pooling of clips `(N, T, H, W, C)` over a (t, h, w) `window` (`nn.max_pool`'s
+  result: padding counts as -inf).
+
+  '2d' takes the maximum of the window's strided slices, each tap replacing the maximum
+  so far only when larger, so that the gradient goes to the first maximum in (t, h, w)
+  order, as `reduce_window`'s does; XLA:CPU computes `reduce_window`'s gradient from
+  index arrays the size of the input (on the 2-core CPU, the R50 stem and res2 pools
+  took about 0.4 s of a 3 s training step that way)."""
+  if resolve(impl) == "3d":
+    return _pool(x, -jnp.inf, jax.lax.max, window, strides, padding, impl)
+  window, strides = _triple(window), _triple(strides)
+  pads = explicit_padding(x.shape, window, strides, padding)
+  # Over (h, w), then over t: the first maximum of each frame's window, then the first
+  # in time of those, is the first in (t, h, w) order (k_h k_w + k_t taps, not their
+  # product).
+  for keep in ((1, 2), (0,)):
+    w = tuple(k if a in keep else 1 for a, k in enumerate(window))
+    if w == (1, 1, 1) and all(strides[a] == 1 and pads[a] == (0, 0) for a in keep):
+      continue
+    taps = _window_taps(x, w, tuple(s if a in keep else 1 for a, s in enumerate(strides)),
+                        tuple(p if a in keep else (0, 0) for a, p in enumerate(pads)),
+                        -jnp.inf)
+    x = taps[0]
+    for tap in taps[1:]:
+      x = jnp.where(tap > x, tap, x)
+  return x
+
+
+def avg_pool(x, window, strides=1, padding: Padding = "VALID", impl: str = "auto"):
+  """Average pooling of clips over a (t, h, w) `window`; padding counts as zeros in the
+  average (`nn.avg_pool`'s default)."""
+  window = _triple(window)
+  total = _pool(x, 0.0, jax.lax.add, window, strides, padding, impl)
+  return total / (window[0] * window[1] * window[2])
+
+
+class Conv(nn.Module):
+  """`nn.Conv` over clips (same parameters: `kernel` `(k_t, k_h, k_w, I, O)`, `bias`),
+  run by `conv` with `impl`."""
+  features: int
+  kernel_size: Sequence[int]
+  strides: int | Sequence[int] = 1
+  padding: Padding = "SAME"
+  use_bias: bool = True
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros_init()
+  impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", self.kernel_init,
+                        tuple(self.kernel_size) + (x.shape[-1], self.features),
+                        self.param_dtype)
+    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = conv(x, kernel, self.strides, self.padding, self.impl)
+    return y if bias is None else y + bias
