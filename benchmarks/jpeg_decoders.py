@@ -20,19 +20,9 @@ def frames(data_dir: str, name: str, count: int) -> list[bytes]:
   dataset = catalog.find(name, data_dir)
   if dataset is None:
     raise SystemExit(f"{name} not found in {data_dir}")
-  if dataset.file_format != "array_record":
-    from cost_jax.data import convert_format
-    out = []
-    for path in dataset.shard_files("train"):
-      for record in convert_format.tfrecord_records(path):
-        out += grain_pipeline.parse(record)[0]
-        if len(out) >= count:
-          return out[:count]
-    return out
-  split = grain_pipeline._Split(dataset, dataset.host_split("train", 0, 1))
   out = []
-  for i in range(split.size):
-    out += split[i][0]
+  for record in dataset.records("train"):
+    out += grain_pipeline.parse(record)[0]
     if len(out) >= count:
       break
   return out[:count]

@@ -1,4 +1,4 @@
-r"""Kinetics-400, ResNet-50, 8x8 clips: the authors' recipe (DESIGN section 3).
+r"""Kinetics-400, ResNet-50, 8x8 clips: the authors' recipe (docs/design.md §3).
 
   python -m cost_jax.main --config=configs/kinetics.py --workdir=DIR \
       --config.model.variant=costb --config.dataset.data_dir=TFDS_DIR
@@ -24,6 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout_rate = 0.5
   config.model.dtype = "bfloat16"      # compute dtype; parameters stay float32
   config.model.cost_fused = True       # CoST(a) as one 3x3x3 convolution
+  # How convolutions run: '3d' (XLA's 3-D ops), '2d' (lowered to 2-D convolutions and
+  # matmuls, faster on CPUs) or 'auto' (per platform, cost_jax/models/video_ops.py).
+  config.model.conv_impl = "auto"
   config.model.bn_momentum = 0.9
   config.model.zero_init_residual = False
   config.model.remat = False
@@ -40,8 +43,11 @@ def get_config() -> ml_collections.ConfigDict:
   # TensorFlow; build with `prepare ... --file_format=array_record`). See the README.
   config.input.backend = "tf_data"
   config.input.workers = -1            # grain: decoding processes (-1: one per core)
+  # Frames: 'stride' (num_frames every frame_stride: the paper's 8x8) or 'segments' (one
+  # of each of num_frames equal segments: TSN/TSM, configs/something_something_v2.py).
+  config.input.sampling = "stride"
   config.input.num_frames = 8
-  config.input.frame_stride = 8
+  config.input.frame_stride = 8              # 'stride' only
   config.input.crop_size = 224
   config.input.min_resize = 256        # train: short side drawn from [min, max]
   config.input.max_resize = 320
@@ -50,6 +56,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.input.num_test_clips = 10
   config.input.num_test_crops = 3
   config.input.flip = True
+  # A flipped clip of a class named for a direction ("... left to right") takes its
+  # mirror class's label ("... right to left"); classes without one keep theirs.
+  config.input.mirror_classes = True
   config.input.resize_on_device = True  # train crops resized in the jitted step, not tf.data
   config.input.mean = (123.675, 116.28, 103.53)
   config.input.std = (58.395, 57.12, 57.375)

@@ -10,7 +10,7 @@ The paper trains with synchronous SGD, momentum 0.9, learning rate 0.1 divided b
 the validation loss saturates, from an ImageNet Inception-v1 inflated by repeating each
 2-D kernel over time and dividing by its length (`config.init_from` does that from a
 torchvision GoogLeNet). This config keeps the paper's input and uses the project's fixed
-step schedule (DESIGN section 3) scaled to the batch; adjust it per compute budget.
+step schedule (docs/design.md §3) scaled to the batch; adjust it per compute budget.
 """
 
 from configs import kinetics

@@ -1,4 +1,4 @@
-r"""Moments in Time v1, ResNet-50 CoST(b), 8x8 clips, the 48-epoch schedule (DESIGN 3).
+r"""Moments in Time v1, ResNet-50 CoST(b), 8x8 clips, the 48-epoch schedule (docs/design.md §3).
 
   python -m cost_jax.prepare moments_in_time --videos=DIR --annotations=DIR --data_dir=DATA
   python -m cost_jax.main --config=configs/moments_in_time.py --workdir=DIR \

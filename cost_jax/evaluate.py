@@ -5,7 +5,9 @@ r"""Evaluation: single-clip validation and the paper's multi-view test.
 runs the test on the latest checkpoint of a training workdir and writes
 `DIR/results.json`: top-1, top-5 and mean class accuracy, per clip (every view on its own)
 and per video (softmax averaged over `num_clips x num_crops` views), with the step and the
-config name. Every video of the split is counted exactly once over all hosts.
+config name; per class, the video top-1, the confusion matrix of the video predictions
+and the most confused pairs of classes (also printed, and drawn in `DIR/confusion.png`).
+Every video of the split is counted exactly once over all hosts.
 """
 
 import json
@@ -15,7 +17,7 @@ import numpy as np
 from absl import flags, logging
 from etils import epath
 
-from cost_jax import cli, errors, experiment, steps, workdir as workdir_lib
+from cost_jax import cli, errors, experiment, plots, steps, workdir as workdir_lib
 from cost_jax.data import input as input_lib
 
 
@@ -31,6 +33,36 @@ def accuracy_metrics(probs: np.ndarray, labels: np.ndarray, num_classes: int) ->
   per_class = [top1[labels == c].mean() for c in range(num_classes) if np.any(labels == c)]
   return {"top1": float(top1.mean()), "top5": float(topk_correct(probs, labels, 5).mean()),
           "mean_class_accuracy": float(np.mean(per_class))}
+
+
+def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, num_classes: int
+                     ) -> np.ndarray:
+  """int `(C, C)`: videos of true class i (row) predicted as class j (column)."""
+  matrix = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(matrix, (labels, predicted), 1)
+  return matrix
+
+
+def most_confused(matrix: np.ndarray, class_names, k: int = 10) -> list[dict]:
+  """The `k` largest off-diagonal counts: which class is taken for which, how often."""
+  off = matrix.copy()
+  np.fill_diagonal(off, 0)
+  order = np.argsort(-off, axis=None, kind="stable")[:k]
+  pairs = []
+  for true, predicted in zip(*np.unravel_index(order, off.shape)):
+    if off[true, predicted] == 0:
+      break
+    pairs.append({"true": class_names[true], "predicted": class_names[predicted],
+                  "videos": int(off[true, predicted]),
+                  "share_of_true": float(off[true, predicted] / matrix[true].sum())})
+  return pairs
+
+
+def per_class(matrix: np.ndarray, class_names) -> dict:
+  """{class: video top-1} for the classes with test videos."""
+  totals = matrix.sum(axis=1)
+  return {name: float(matrix[i, i] / totals[i]) for i, name in enumerate(class_names)
+          if totals[i]}
 
 
 def map_split(exp, state, split: str, mode: str, name: str, fn) -> dict:
@@ -96,17 +128,31 @@ def write_results(exp, step: int, workdir, predictions) -> dict:
     video = accuracy_metrics(probs.mean(axis=1), labels, num_classes)
     clip = accuracy_metrics(probs.reshape(-1, num_classes), np.repeat(labels, views),
                             num_classes)
+    names = list(exp.dataset.class_names) or [str(i) for i in range(num_classes)]
+    matrix = confusion_matrix(probs.mean(axis=1).argmax(-1), labels, num_classes)
+    confused = most_confused(matrix, names)
     results.update({"num_videos": int(len(labels)), "num_clips": c.input.num_test_clips,
                     "num_crops": c.input.num_test_crops,
                     **{f"video_{k}": v for k, v in video.items()},
-                    **{f"clip_{k}": v for k, v in clip.items()}})
+                    **{f"clip_{k}": v for k, v in clip.items()},
+                    "per_class_video_top1": per_class(matrix, names),
+                    "most_confused": confused,
+                    "confusion_matrix": {"rows": "true class", "columns": "predicted class",
+                                         "class_names": names,
+                                         "videos": matrix.tolist()}})
     line = (f"test ({views} views per video, {len(labels)} videos, step {step}): "
             f"video top-1 {video['top1']:.4f}, top-5 {video['top5']:.4f}, mean class "
             f"accuracy {video['mean_class_accuracy']:.4f}; clip top-1 {clip['top1']:.4f}")
+    if confused:
+      line += "\nmost confused (true -> predicted, videos): " + "; ".join(
+          f"{p['true']} -> {p['predicted']} {p['videos']}" for p in confused[:5])
   if jax.process_index() == 0:
     path = epath.Path(workdir) / "results.json"
     path.write_text(json.dumps(results, indent=1))
-    print(f"{line} -> {path}")
+    if predictions is not None:
+      plots.confusion(matrix, names, epath.Path(workdir) / "confusion.png",
+                      f"{c.dataset.name} {c.dataset.test_split}, step {step}")
+    print(f"{line}\n-> {path}")
   return results
 
 

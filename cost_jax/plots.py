@@ -65,3 +65,37 @@ def coefficient_shares(analysis: dict, path):
                fontsize=10)
   ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
   _save(fig, path)
+
+
+def confusion(matrix: np.ndarray, class_names, path, title: str, pairs: int = 12):
+  """The confusion matrix as shares of each true class (rows), classes ordered from the
+  most to the least accurate so that the confusions gather at the bottom right, tick
+  labels shrinking with the class count (readable at 174 classes), and the most
+  confused pairs named beside it."""
+  n = len(class_names)
+  totals = matrix.sum(axis=1, keepdims=True)
+  shares = matrix / np.maximum(totals, 1)
+  accuracy = np.where(totals[:, 0] > 0, np.diag(shares), -1.0)
+  order = np.argsort(-accuracy, kind="stable")
+  side = min(4 + 0.12 * n, 28)
+  fig = Figure(figsize=(side + 5, side))
+  ax = fig.add_axes([0.08, 0.08, side / (side + 5) * 0.84, 0.84])
+  image = ax.imshow(shares[np.ix_(order, order)], cmap="Blues", vmin=0, vmax=1,
+                    interpolation="nearest")
+  font = max(3, min(9, 600 / max(n, 1)))
+  names = [class_names[i] for i in order]
+  ax.set_xticks(np.arange(n), names, rotation=90, fontsize=font)
+  ax.set_yticks(np.arange(n), names, fontsize=font)
+  ax.set_xlabel("predicted class")
+  ax.set_ylabel("true class (most accurate first)")
+  ax.set_title(title)
+  fig.colorbar(image, ax=ax, fraction=0.03, label="share of the true class's videos")
+  off = matrix.astype(float).copy()
+  np.fill_diagonal(off, 0)
+  top = [divmod(int(i), n) for i in np.argsort(-off, axis=None, kind="stable")[:pairs]
+         if off.flat[i] > 0]
+  text = "most confused (true -> predicted: videos)\n" + "\n".join(
+      f"{class_names[t][:40]} -> {class_names[p][:40]}: {int(matrix[t, p])}" for t, p in top)
+  fig.text(side / (side + 5) * 0.84 + 0.12, 0.9, text, va="top", fontsize=8,
+           family="monospace")
+  _save(fig, path)

@@ -3,6 +3,12 @@ r"""Builds a TFDS video dataset from local files (or generates `synthetic_motion
   python -m cost_jax.prepare kinetics --version=400 --videos=DIR --annotations=DIR \
       --data_dir=TFDS_DIR [--short_side=256 --fps=0 --num_workers=N]
   python -m cost_jax.prepare moments_in_time --videos=DIR --annotations=DIR --data_dir=...
+  python -m cost_jax.prepare something_something_v2 --videos=DIR --annotations=DIR \
+      --data_dir=...
+  python -m cost_jax.prepare ucf101 --videos=UCF-101 --annotations=ucfTrainTestlist \
+      --split=1 --data_dir=...                  (ucf101/split1; --split=2|3 the others)
+  python -m cost_jax.prepare hmdb51 --videos=HMDB51 \
+      --annotations=testTrainMulti_7030_splits --split=1 --data_dir=...
   python -m cost_jax.prepare video_folder --videos=ROOT [--splits=DIR] \
       [--config_name=ucf101] --data_dir=...     (named video_folder/default without one)
   python -m cost_jax.prepare synthetic_motion [--config_name=small] --data_dir=...
@@ -22,11 +28,17 @@ import tensorflow_datasets as tfds
 
 from cost_jax import cli
 from cost_jax.data import convert_format
-from cost_jax.data.builders import Kinetics, MomentsInTime, SyntheticMotion, VideoFolder
+from cost_jax.data.builders import (Hmdb51, Kinetics, MomentsInTime, SomethingSomethingV2,
+                                    SyntheticMotion, Ucf101, VideoFolder)
 from cost_jax.data.builders.common import DecodeOptions
 from cost_jax.data.builders.video_folder import VideoFolderConfig
 
-DATASETS = ("kinetics", "moments_in_time", "video_folder", "synthetic_motion")
+DATASETS = ("kinetics", "moments_in_time", "something_something_v2", "ucf101", "hmdb51",
+            "video_folder", "synthetic_motion")
+# The builders that read a videos folder and a folder of official annotation files.
+ANNOTATED = {"kinetics": Kinetics, "moments_in_time": MomentsInTime,
+             "something_something_v2": SomethingSomethingV2, "ucf101": Ucf101,
+             "hmdb51": Hmdb51}
 COMMANDS = DATASETS + ("convert",)
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir to write to.")
@@ -34,6 +46,8 @@ _VIDEOS = flags.DEFINE_string("videos", None, "Folder of the videos.")
 _ANNOTATIONS = flags.DEFINE_string("annotations", None, "Folder of the annotation files.")
 _SPLITS = flags.DEFINE_string("splits", None, "video_folder: folder of split lists.")
 _VERSION = flags.DEFINE_enum("version", "400", ["400", "600", "700"], "Kinetics release.")
+_SPLIT = flags.DEFINE_enum("split", "1", ["1", "2", "3"], "ucf101, hmdb51: the official "
+                           "split to build (each is a dataset of its own: ucf101/split1).")
 _CONFIG_NAME = flags.DEFINE_string("config_name", None,
                                    "video_folder: dataset name; synthetic_motion: config.")
 _SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Stored short side in pixels (0 keeps).")
@@ -61,12 +75,11 @@ def make_builder(dataset: str) -> tfds.core.DatasetBuilder:
                 file_format=_FILE_FORMAT.value,
                 keep_cache=_KEEP_CACHE.value,
                 decode_options=DecodeOptions(short_side=_SHORT_SIDE.value, fps=_FPS.value))
-  if dataset == "kinetics":
-    return Kinetics(config=_VERSION.value, videos_dir=_VIDEOS.value,
-                    annotations_dir=_ANNOTATIONS.value, **common)
-  if dataset == "moments_in_time":
-    return MomentsInTime(videos_dir=_VIDEOS.value, annotations_dir=_ANNOTATIONS.value,
-                         **common)
+  if dataset in ANNOTATED:
+    config = {"kinetics": _VERSION.value, "ucf101": f"split{_SPLIT.value}",
+              "hmdb51": f"split{_SPLIT.value}"}.get(dataset)
+    return ANNOTATED[dataset](config=config, videos_dir=_VIDEOS.value,
+                              annotations_dir=_ANNOTATIONS.value, **common)
   name = _CONFIG_NAME.value or "default"
   # 'default' is the builder's own config; any other name is a config of the user's.
   config = name if name == "default" else VideoFolderConfig(name=name)

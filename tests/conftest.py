@@ -2,21 +2,25 @@
 
 import os
 
-from processes import FAST_COMPILE
+from processes import CACHE_DIR, FAST_COMPILE
 
 os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count=8 {FAST_COMPILE}")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import tempfile  # noqa: E402
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 # One compilation cache for the session: tests that build the same network and steps
 # (every tiny training run) compile them once.
-jax.config.update("jax_compilation_cache_dir",
-                  tempfile.mkdtemp(prefix="cost_jax_test_jax_cache_"))
+jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
+# Processes the tests start without `processes.environment` (the notebook's kernel) too.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", CACHE_DIR)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
@@ -73,6 +77,26 @@ def kinetics3(kinetics_files, tmp_path_factory):
   return _build_kinetics3(kinetics_files, data_dir), kinetics_files[2]
 
 
+def random_variables(model, x, seed=1):
+  """Variables of `model` for inputs like `x`, drawn here with NumPy instead of by
+  `model.init`, which XLA compiles for longer than the network itself (the tests check
+  what networks compute, not how they initialise): kernels normal with variance
+  1 / fan-in, BatchNorm scales 1 and offsets 0, running means 0 and variances 1."""
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    name = jax.tree_util.keystr(path)
+    if name.endswith(("['scale']", "['var']")):
+      return jnp.ones(leaf.shape, leaf.dtype)
+    if name.endswith(("['bias']", "['mean']")):
+      return jnp.zeros(leaf.shape, leaf.dtype)
+    fan_in = int(np.prod(leaf.shape[:-1])) if leaf.ndim > 1 else 1
+    return jnp.asarray(rng.normal(0, 1 / np.sqrt(fan_in), leaf.shape), leaf.dtype)
+
+  shapes = jax.eval_shape(model.init, jax.random.key(0), x)
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
 def tiny_config(dataset, **overrides):
   """The demo config shrunk to `synthetic_motion/tiny`-sized clips and a width-8 net,
   reading `dataset` (a `catalog.BuiltDataset`)."""
@@ -113,3 +137,104 @@ def synthetic_tiny_array_record(tmp_path_factory):
   config = ml_collections.ConfigDict({"name": "synthetic_motion/tiny",
                                       "data_dir": str(tmp_path_factory.mktemp("synth_ar"))})
   return input_lib.open_dataset(config, ml_collections.ConfigDict({"backend": "grain"}))
+
+
+# ------------------------------------------------------------- official benchmark trees
+# Tiny trees in the official layouts, with the annotation files as their owners publish
+# them, built once per session.
+
+UCF_CLASSES = ("YoYo", "ApplyEyeMakeup", "HandstandPushups")  # classInd.txt's order
+
+
+def _ucf_file(cls, g, c):
+  # UCF101's own files spell one class differently from its lists.
+  stem = "HandStandPushups" if cls == "HandstandPushups" else cls
+  return f"{cls}/v_{stem}_g{g:02d}_c{c:02d}.avi"
+
+
+@pytest.fixture(scope="session")
+def ucf101_tree(tmp_path_factory):
+  """3 classes x 3 groups x 2 clips, MPEG-4 part 2 in AVI; split N tests group N. The
+  lists are CRLF, name HandstandPushups' files in another case, and one missing video;
+  one file's metadata is Latin-1."""
+  root = tmp_path_factory.mktemp("ucf101")
+  videos, lists = root / "UCF-101", root / "ucfTrainTestlist"
+  lists.mkdir()
+  for k, cls in enumerate(UCF_CLASSES):
+    for g in (1, 2, 3):
+      for c in (1, 2):
+        video_files.write_encoded(videos / _ucf_file(cls, g, c), 9 + g, 32, 40, 25,
+                                  seed=10 * k + 2 * g + c, codec="mpeg4",
+                                  title="Ó café" if (k, g, c) == (1, 1, 1) else None)
+  crlf = lambda lines: "".join(f"{line}\r\n" for line in lines).encode()
+  (lists / "classInd.txt").write_bytes(crlf(f"{i + 1} {c}" for i, c in
+                                            enumerate(UCF_CLASSES)))
+  listed = lambda cls, g, c: _ucf_file(cls, g, c).replace("HandStand", "Handstand")
+  for n in (1, 2, 3):
+    train = [f"{listed(cls, g, c)} {k + 1}" for k, cls in enumerate(UCF_CLASSES)
+             for g in (1, 2, 3) if g != n for c in (1, 2)]
+    if n == 1:
+      train.append("YoYo/v_YoYo_g09_c01.avi 1")  # listed, not on disk
+    test = [listed(cls, n, c) for cls in UCF_CLASSES for c in (1, 2)]
+    (lists / f"trainlist0{n}.txt").write_bytes(crlf(train))
+    (lists / f"testlist0{n}.txt").write_bytes(crlf(test))
+  return videos, lists
+
+
+HMDB_CLASSES = ("cartwheel", "brush_hair", "climb_stairs")
+
+
+@pytest.fixture(scope="session")
+def hmdb51_tree(tmp_path_factory):
+  """3 classes x 4 videos, MPEG-4 in AVI; split files with trailing spaces and codes
+  0/1/2 (video i of a class: split n tests it if i == n, and never uses video 0 in
+  split 1); one cartwheel clip's metadata is not UTF-8, as in the real release."""
+  root = tmp_path_factory.mktemp("hmdb51")
+  videos, splits = root / "hmdb51", root / "testTrainMulti_7030_splits"
+  splits.mkdir()
+  for k, cls in enumerate(HMDB_CLASSES):
+    names = [f"Clip_{i}_{cls}_f_cm_np2_le_med_{i}.avi" for i in range(4)]
+    for i, name in enumerate(names):
+      video_files.write_encoded(videos / cls / name, 10 + i, 30, 40, 30, seed=40 + 4 * k + i,
+                                codec="mpeg4", title="Tr\xe4ume \xd3" if i == 2 else None)
+    for n in (1, 2, 3):
+      codes = ["2" if i == n else ("0" if (n, i) == (1, 0) else "1") for i in range(4)]
+      (splits / f"{cls}_test_split{n}.txt").write_text(
+          "".join(f"{name} {code} \n" for name, code in zip(names, codes)))
+  return videos, splits
+
+
+SSV2_LABELS = {"Approaching something with your camera": "0",
+               "Pushing something from left to right": "1",
+               "Pushing something from right to left": "2",
+               "Putting something, something and something on the table": "3",
+               "Holding something next to something": "4"}
+
+
+@pytest.fixture(scope="session")
+def ssv2_tree(tmp_path_factory):
+  """Something-Something v2's JSON files and VP9 webm videos (12 fps): 6 train and 3
+  validation videos, one missing; class 0 has no video."""
+  import json
+  root = tmp_path_factory.mktemp("ssv2")
+  videos, annotations = root / "20bn-something-something-v2", root / "annotations"
+  annotations.mkdir()
+  templates = ["Pushing [something] from left to right",
+               "Pushing [something] from right to left",
+               "Putting [something], [something] and [something] on the table",
+               "Holding [something] next to [something]"]
+  def entry(i, t):
+    return {"id": str(1000 + i), "template": templates[t],
+            "label": templates[t].replace("[something]", "a potato").lower(),
+            "placeholders": ["a potato"]}
+  train = [entry(i, i % 4) for i in range(6)]
+  validation = [entry(6 + i, i) for i in range(3)] + [entry(99, 3)]  # 1099: missing
+  for i, e in enumerate(train + validation[:3]):
+    video_files.write_encoded(videos / f"{e['id']}.webm", 8 + i % 3, 24, 32, 12,
+                              seed=60 + i, codec="libvpx-vp9")
+  prefix = "something-something-v2-"
+  (annotations / f"{prefix}labels.json").write_text(json.dumps(SSV2_LABELS, indent=1))
+  (annotations / f"{prefix}train.json").write_text(json.dumps(train))
+  (annotations / f"{prefix}validation.json").write_text(json.dumps(validation))
+  (annotations / f"{prefix}test.json").write_text(json.dumps([{"id": "5000"}]))
+  return videos, annotations

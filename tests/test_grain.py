@@ -32,27 +32,40 @@ def _records(dataset, split="train"):
   return [split_reader[i] for i in range(split_reader.size)]
 
 
-def test_same_draws_give_the_same_clip_as_tf_data(synthetic_tiny_array_record):
-  """Both backends turn a video and the same uniform draws into the same clip."""
+@pytest.mark.parametrize("frames", ["stride", "segments"])
+def test_same_draws_give_the_same_clip_as_tf_data(synthetic_tiny_array_record, frames):
+  """Both backends turn a video and the same uniform draws into the same clip, and a
+  flipped clip into its mirror class (synthetic_motion: right_cw_* <-> left_ccw_*)."""
   import tensorflow as tf
   from cost_jax.data import pipeline
   config = _config(synthetic_tiny_array_record, "grain",
-                   **{"input.min_resize": 28, "input.max_resize": 40})
-  checked = 0
+                   **{"input.min_resize": 28, "input.max_resize": 40,
+                      "input.sampling": frames, "input.flip": True,
+                      "input.mirror_classes": True})
+  mirror = sampling.flip_labels(config.input, synthetic_tiny_array_record.class_names)
+  names = synthetic_tiny_array_record.class_names
+  assert [names[m] for m in mirror[:4]] == ["left_ccw_approach", "left_ccw_recede",
+                                            "left_cw_approach", "left_cw_recede"]
+  checked, flipped = 0, 0
   for n, (jpegs, label) in enumerate(_records(synthetic_tiny_array_record)[:12]):
     seed = tf.constant([7, n], tf.int64)
-    u = tf.random.stateless_uniform([sampling.NUM_TRAIN_DRAWS], seed).numpy()
+    u = tf.random.stateless_uniform([sampling.num_train_draws(config.input)], seed).numpy()
     expected = pipeline.train_preprocess({"video": tf.constant(jpegs), "label": label},
-                                         seed, config.input)
-    got = grain_pipeline.train_clip(jpegs, label, u.astype(np.float64), config.input)
-    assert int(got["side"]) == int(expected["side"]) and got["label"] == label
+                                         seed, config.input, mirror)
+    got = grain_pipeline.train_clip(jpegs, label, u.astype(np.float64), config.input,
+                                    mirror)
+    flip = bool(sampling.train_clip(len(jpegs), 32, 32, u, config.input,
+                                    sampling.NUMPY).flip)
+    flipped += flip
+    assert int(got["side"]) == int(expected["side"])
+    assert got["label"] == int(expected["label"]) == (mirror[label] if flip else label)
     # The same frames, window and flip, decoded alike (a window shifted by one pixel
     # would differ by about 12 levels on average); TF decodes the window on its own,
     # so a few pixels at its edges see other chroma neighbours.
     diff = np.abs(got["video"].astype(int) - expected["video"].numpy())
     assert diff.mean() < 0.05 and (diff > 1).mean() < 0.01, diff.mean()
     checked += 1
-  assert checked == 12
+  assert checked == 12 and 0 < flipped < 12
 
 
 @pytest.mark.parametrize("test_crop_size", [24, 32])
@@ -101,7 +114,7 @@ def test_the_sampling_distribution_matches_tf_data(synthetic_tiny_array_record):
   assert abs(a["flip"] - 0.5) < 0.04 and abs(b["flip"] - 0.5) < 0.04
   # The real loader: an epoch visits every video once, so labels keep the split's
   # balance (as tf.data's epochs do).
-  config = _config(synthetic_tiny_array_record, "grain")
+  config = _config(synthetic_tiny_array_record, "grain", **{"input.mirror_classes": False})
   batches = input_lib.train_batches(synthetic_tiny_array_record, config, 16)
   epoch = np.concatenate([next(batches)["label"] for _ in range(4)]).tolist()
   batches.close()

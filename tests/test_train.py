@@ -105,6 +105,19 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(synthetic_tiny, tmp_pat
   assert saved["num_videos"] == synthetic_tiny.num_examples("test") == 24
   assert (saved["step"], saved["config"], saved["num_clips"]) == (6, "demo", 2)
   assert saved["video_top5"] >= saved["video_top1"]
+  # Per class: the confusion matrix of the video predictions, consistent with top-1.
+  confusion = np.array(saved["confusion_matrix"]["videos"])
+  names = saved["confusion_matrix"]["class_names"]
+  assert confusion.shape == (8, 8) and confusion.sum() == 24
+  assert names == list(synthetic_tiny.class_names)
+  assert np.trace(confusion) / 24 == pytest.approx(saved["video_top1"])
+  per_class = saved["per_class_video_top1"]
+  assert per_class == {n: confusion[i, i] / confusion[i].sum() for i, n in enumerate(names)}
+  counts = [p["videos"] for p in saved["most_confused"]]
+  assert counts == sorted(counts, reverse=True)
+  assert all(confusion[names.index(p["true"]), names.index(p["predicted"])] == p["videos"]
+             and p["true"] != p["predicted"] for p in saved["most_confused"])
+  assert (straight / "confusion.png").read_bytes().startswith(b"\x89PNG")
 
   # The evaluate tool on the finished workdir reproduces the test.
   assert evaluate.evaluate_workdir(straight) == results
@@ -115,6 +128,10 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(synthetic_tiny, tmp_pat
   top = predictor.top5(good)
   assert len(top) == 5 and len({n for n, _ in top}) == 5
   assert sum(p for _, p in top) <= 1.0 + 1e-5
+  # An AVI of MPEG-4 part 2 whose metadata is not UTF-8, as HMDB51's are.
+  latin = video_files.write_encoded(tmp_path / "clip Ó.avi", 24, 32, 32, codec="mpeg4",
+                                    title="Tr\xe4ume \xd3")
+  assert len(predictor.top5(latin)) == 5
   bad = video_files.write_corrupt(str(tmp_path / "bad.mp4"))
   with pytest.raises(video_io.VideoError):
     predictor.top5(bad)
@@ -148,7 +165,7 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_tiny, tmp
 @pytest.mark.parametrize("override,message", [
     ({"model.variant": "cost"}, "config.model.variant='cost' is unknown"),
     ({"dataset.name": "kinetics/400"}, "not found in .*cost_jax.prepare kinetics"),
-    ({"dataset.name": "ucf101"}, "config.dataset.name='ucf101' is not a known dataset"),
+    ({"dataset.name": "ucf202"}, "config.dataset.name='ucf202' is not a known dataset"),
     ({"batch_size": 12}, "multiples of the 8 devices"),
 ])
 def test_a_wrong_config_stops_before_compiling(synthetic_tiny, override, message):

@@ -12,12 +12,16 @@ import functools
 import json
 import os
 import re
+import struct
+from typing import Iterator
 
 from etils import epath
 
 from cost_jax import errors
+from cost_jax.data import sampling
 
-KNOWN_DATASETS = ("synthetic_motion", "kinetics", "moments_in_time", "video_folder")
+KNOWN_DATASETS = ("synthetic_motion", "kinetics", "moments_in_time", "something_something_v2",
+                  "ucf101", "hmdb51", "video_folder")
 FILE_FORMATS = {"tf_data": "tfrecord", "grain": "array_record"}
 
 # Every field of `config.input` the pipelines and `on_device` read.
@@ -28,7 +32,8 @@ INPUT_FIELDS = ("backend", "workers", "num_frames", "frame_stride", "crop_size",
 
 def check_input_config(input_config) -> None:
   """A `ConfigError` naming the fields of `config.input` that a config lacks (for example
-  a config written before the field was added), or a backend that does not exist."""
+  a config written before the field was added; `sampling.DEFAULTS` fills the fields
+  added since runs were first recorded), or a value that does not exist."""
   missing = [f for f in INPUT_FIELDS if f not in input_config]
   if missing:
     raise errors.ConfigError(f"config.input lacks {', '.join(missing)}: add "
@@ -37,13 +42,21 @@ def check_input_config(input_config) -> None:
   if input_config.backend not in FILE_FORMATS:
     raise errors.ConfigError(f"config.input.backend={input_config.backend!r} is unknown: "
                              f"use one of {', '.join(FILE_FORMATS)}")
+  if sampling.option(input_config, "sampling") not in sampling.SAMPLINGS:
+    raise errors.ConfigError(f"config.input.sampling={input_config.sampling!r} is "
+                             f"unknown: use one of {', '.join(sampling.SAMPLINGS)}")
 
 
 def prepare_command(name: str, data_dir: str, file_format: str = "tfrecord") -> str:
   """The `cost_jax.prepare` command line that builds dataset `name` into `data_dir`."""
   base, _, config = name.partition("/")
+  split = config[len("split"):] if config.startswith("split") else "1"
   flags = {"kinetics": f"--version={config or 400} --videos=VIDEOS --annotations=CSVS",
            "moments_in_time": "--videos=VIDEOS --annotations=CSVS",
+           "something_something_v2": "--videos=VIDEOS --annotations=JSONS",
+           "ucf101": f"--videos=UCF-101 --annotations=ucfTrainTestlist --split={split}",
+           "hmdb51": "--videos=HMDB51 --annotations=testTrainMulti_7030_splits "
+                     f"--split={split}",
            "video_folder": "--videos=VIDEOS" + (f" --config_name={config}"
                                                 if config not in ("", "default") else ""),
            "synthetic_motion": f"--config_name={config}" if config else "",
@@ -140,6 +153,21 @@ class BuiltDataset:
         DATASET=base, SPLIT=split, FILEFORMAT=self.file_format,
         SHARD_X_OF_Y=f"{i:05d}-of-{count:05d}") for i in range(count)]
 
+  def records(self, split: str) -> Iterator[bytes]:
+    """The serialized `tf.train.Example`s of `split` in order, from either file format
+    (no TensorFlow)."""
+    for path in self.shard_files(split):
+      if self.file_format == "tfrecord":
+        yield from tfrecord_records(path)
+        continue
+      from array_record.python.array_record_module import ArrayRecordReader
+      reader = ArrayRecordReader(os.fspath(path))
+      try:
+        for i in range(reader.num_records()):
+          yield reader.read([i])[0]
+      finally:
+        reader.close()
+
   @functools.cached_property
   def _tfds_builder(self):
     import tensorflow_datasets as tfds  # the tf.data backend only
@@ -148,6 +176,19 @@ class BuiltDataset:
   def tfds_builder(self):
     """The TFDS builder of this folder (needs TensorFlow: the tf.data backend)."""
     return self._tfds_builder
+
+
+def tfrecord_records(path) -> Iterator[bytes]:
+  """The records of a TFRecord file (length, CRC, data, CRC framing; CRCs not checked)."""
+  with epath.Path(path).open("rb") as f:
+    while header := f.read(12):
+      if len(header) < 12:
+        raise errors.UserError(f"{path} is truncated: rebuild the dataset")
+      (length,) = struct.unpack("<Q", header[:8])
+      data = f.read(length)
+      if len(data) < length or len(f.read(4)) < 4:
+        raise errors.UserError(f"{path} is truncated: rebuild the dataset")
+      yield data
 
 
 def version_folder(data_dir: str, name: str) -> epath.Path | None:

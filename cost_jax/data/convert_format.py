@@ -7,26 +7,12 @@ a single video: the serialized examples are copied as they are, record for recor
 
 import json
 import os
-import struct
 
 from etils import epath
 from tqdm import tqdm
 
 from cost_jax import errors
 from cost_jax.data import catalog
-
-
-def tfrecord_records(path):
-  """The records of a TFRecord file (length, CRC, data, CRC framing; CRCs not checked)."""
-  with epath.Path(path).open("rb") as f:
-    while header := f.read(12):
-      if len(header) < 12:
-        raise errors.UserError(f"{path} is truncated: rebuild the dataset")
-      (length,) = struct.unpack("<Q", header[:8])
-      data = f.read(length)
-      if len(data) < length or len(f.read(4)) < 4:
-        raise errors.UserError(f"{path} is truncated: rebuild the dataset")
-      yield data
 
 
 def to_array_record(name: str, data_dir: str, out_data_dir: str) -> catalog.BuiltDataset:
@@ -49,7 +35,7 @@ def to_array_record(name: str, data_dir: str, out_data_dir: str) -> catalog.Buil
     for split in source.splits:
       for src, dst in zip(source.shard_files(split), target.shard_files(split)):
         writer = ArrayRecordWriter(os.fspath(dst), "group_size:1")
-        for record in tfrecord_records(src):
+        for record in catalog.tfrecord_records(src):
           writer.write(record)
           bar.update()
         writer.close()

@@ -54,10 +54,11 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
   return np.clip(frames + 0.5, 0, 255).astype(np.uint8)
 
 
-def train_clip(jpegs, label, u, cfg) -> dict:
+def train_clip(jpegs, label, u, cfg, mirror=None) -> dict:
   """One training clip `(T, crop, crop, 3)` from a parsed example and uniform draws `u`
   (see `pipeline.train_preprocess`: windows no larger than the crop are padded and
-  resized on the device with `resize_on_device`)."""
+  resized on the device with `resize_on_device`; a flipped clip takes the label
+  `mirror[label]` when `mirror` is given)."""
   first = simplejpeg.decode_jpeg_header(jpegs[0])
   clip = sampling.train_clip(len(jpegs), first[0], first[1], u, cfg, _OPS)
   frames = decode(jpegs, clip.indices)
@@ -65,6 +66,7 @@ def train_clip(jpegs, label, u, cfg) -> dict:
   window = np.stack([frames[int(i)][y:y + side, x:x + side] for i in clip.indices])
   if clip.flip:
     window = flip_width(window)
+    label = label if mirror is None else mirror[label]
   size = cfg.crop_size
   if not cfg.resize_on_device or side > size:
     window, side = (window if side == size else
@@ -129,8 +131,9 @@ class _Split:
 class TrainElement:
   """Stream position -> training clip (see the module docstring)."""
 
-  def __init__(self, split: _Split, cfg, seed: int, host: int):
+  def __init__(self, split: _Split, cfg, seed: int, host: int, mirror=None):
     self.split, self.cfg, self.seed, self.host = split, cfg, seed, host
+    self.mirror = mirror
 
   @functools.lru_cache(maxsize=2)
   def _order(self, epoch: int) -> np.ndarray:
@@ -140,8 +143,8 @@ class TrainElement:
     epoch, position = divmod(int(i), self.split.size)
     jpegs, label = self.split[int(self._order(epoch)[position])]
     u = np.random.default_rng([self.seed, self.host, epoch, position]).random(
-        sampling.NUM_TRAIN_DRAWS)
-    return train_clip(jpegs, label, u, self.cfg)
+        sampling.num_train_draws(self.cfg))
+    return train_clip(jpegs, label, u, self.cfg, self.mirror)
 
 
 class EvalElement:
@@ -211,7 +214,8 @@ def train_batches(dataset, config, local_batch: int, host, process_index: int,
                   start_step: int = 0):
   """Endless `(local_batch, ...)` training batches of host `process_index`, whose share
   is `host` (a `catalog.HostSplit`), from the batch after `start_step` steps."""
-  element = TrainElement(_Split(dataset, host), config.input, config.seed, process_index)
+  element = TrainElement(_Split(dataset, host), config.input, config.seed, process_index,
+                         sampling.flip_labels(config.input, dataset.class_names))
   start = start_step * local_batch
   ds = grain.MapDataset.range(start, start + (1 << 40)).map(element).batch(
       local_batch, drop_remainder=True)

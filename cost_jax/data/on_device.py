@@ -1,6 +1,6 @@
 """The last input steps, run on the accelerator inside the jitted train and evaluation
 steps: the bilinear resize of the train crops that tf.data ships unresized
-(`config.input.resize_on_device`) and the normalisation with DESIGN section 3's mean and std.
+(`config.input.resize_on_device`) and the normalisation with docs/design.md §3's mean and std.
 
 Pure JAX: no TensorFlow, so that what runs on a device (the steps of `cost_jax.steps`, the
 model benchmark) imports without the tf.data stack.
@@ -25,7 +25,7 @@ def resize_windows(video, side, size: int):
   The train pipeline ships its crops unresized, padded to P, when they are no larger
   than the crop: the resize is two small matrix products per clip here, instead of the
   costliest host step (a third of the train pipeline's time on the 2-core CPU host of
-  the README's measurement).
+  the measurement in docs/performance.md).
   """
   padded = video.shape[-2]
   m = jax.vmap(lambda s: bilinear.interpolation_matrix(s, size, padded, jnp))(

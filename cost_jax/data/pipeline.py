@@ -23,7 +23,7 @@ an uninterrupted run would.
 
 The last steps run on the accelerator inside the jitted steps (`cost_jax.data.on_device`):
 the train crop's bilinear resize (with `config.input.resize_on_device`, the default) and
-the normalisation with DESIGN section 3's mean and std. uint8 clips are a quarter of the
+the normalisation with docs/design.md §3's mean and std. uint8 clips are a quarter of the
 bytes of float32 ones to batch and to transfer, and the host is left with little beyond
 JPEG decoding.
 """
@@ -106,8 +106,9 @@ def to_uint8(frames):
 
 # ---------------------------------------------------------------------------- per mode
 
-def train_preprocess(example, seed, cfg):
-  """One training clip `(T, crop, crop, 3)` from a raw example; `seed` is `[2]` int64.
+def train_preprocess(example, seed, cfg, mirror=None):
+  """One training clip `(T, crop, crop, 3)` from a raw example; `seed` is `[2]` int64;
+  `mirror` (`sampling.flip_labels`, or None) the label of each class when flipped.
 
   Scaling the short side to a random size in [min_resize, max_resize] and then taking a
   random `crop_size` crop is done the cheap way round: the matching square of the source
@@ -119,7 +120,7 @@ def train_preprocess(example, seed, cfg):
   """
   jpegs = example["video"]
   h, w = frame_shape(jpegs[0])
-  u = tf.random.stateless_uniform([sampling.NUM_TRAIN_DRAWS], seed)
+  u = tf.random.stateless_uniform([sampling.num_train_draws(cfg)], seed)
   clip = sampling.train_clip(tf.shape(jpegs)[0], h, w, u, cfg, OPS)
   on_device = cfg.resize_on_device
   frames, valid = decode_window(jpegs, clip.indices, clip.y, clip.x, clip.side,
@@ -129,7 +130,10 @@ def train_preprocess(example, seed, cfg):
   pad = cfg.crop_size - valid
   frames = tf.pad(frames, [[0, 0], [0, pad], [0, pad], [0, 0]])
   frames = tf.ensure_shape(frames, [cfg.num_frames, cfg.crop_size, cfg.crop_size, 3])
-  out = {"video": frames, "label": tf.cast(example["label"], tf.int32)}
+  label = tf.cast(example["label"], tf.int32)
+  if mirror is not None:
+    label = tf.where(clip.flip, tf.gather(tf.constant(mirror, tf.int32), label), label)
+  out = {"video": frames, "label": label}
   if on_device:
     out["side"] = tf.cast(valid, tf.int32)
   return out
@@ -163,10 +167,18 @@ def test_preprocess(example, cfg):
 
 # ---------------------------------------------------------------------------- datasets
 
+class KeepJpegs(tfds.decode.SkipDecoding):
+  """`SkipDecoding` of a video's frames without its per-frame identity `tf.map_fn` (which
+  TFDS calls with a `dtype=` TensorFlow deprecates, and which copies every frame)."""
+
+  def decode_batch_example(self, serialized_example):
+    return serialized_example
+
+
 def read_records(builder, split) -> tf.data.Dataset:
   """`{'video': JPEG strings (frames,), 'label'}` of `split` in a fixed order, undecoded."""
   return builder.as_dataset(
-      split=split, shuffle_files=False, decoders={"video": tfds.decode.SkipDecoding()},
+      split=split, shuffle_files=False, decoders={"video": KeepJpegs()},
       read_config=tfds.ReadConfig(interleave_cycle_length=1),
   ).map(lambda ex: {"video": ex["video"], "label": ex["label"]})
 
@@ -204,7 +216,8 @@ def train_dataset(dataset, config, local_batch: int, start_step: int = 0,
                                            e * (1 << 32) + i]), ex))
 
   ds = tf.data.Dataset.range(first_epoch, 1 << 62).flat_map(epoch).skip(offset)
-  ds = ds.map(lambda s, ex: train_preprocess(ex, s, config.input),
+  mirror = sampling.flip_labels(config.input, dataset.class_names)
+  ds = ds.map(lambda s, ex: train_preprocess(ex, s, config.input, mirror),
               num_parallel_calls=AUTOTUNE)
   ds = ds.batch(local_batch, drop_remainder=True).prefetch(AUTOTUNE)
   return ds.with_options(_deterministic())

@@ -3,19 +3,45 @@ each frame, whether to flip. Backend-free: every function takes `ops` (`NUMPY`, 
 `tf_ops()` inside a tf.data graph) and, for random choices, uniform draws `u` in [0, 1)
 that the backend makes from its own seeded generator.
 
-Train: a window of `num_frames` frames every `frame_stride` starting anywhere it fits
-(looping videos shorter than the window), a short side drawn from
-[min_resize, max_resize], the square of the source frame that becomes a `crop_size`
-crop at that scale, anywhere in the frame, flipped with probability 0.5. Validation: the
-centred window and square. Test: `num_test_clips` windows spaced uniformly, and 1 or 3
+Frames (`config.input.sampling`):
+  "stride"    `num_frames` frames every `frame_stride` (the paper's 8 x 8): in training a
+              window starting anywhere it fits (looping videos shorter than it); for
+              validation the centred window; for the test `num_test_clips` windows
+              spaced uniformly over the video.
+  "segments"  the video cut into `num_frames` equal segments (TSN, TSM; the usual
+              Something-Something v2 recipe): one random frame of each in training, the
+              middle one for validation, and for the test clip c of `num_test_clips` the
+              frame at (c + 1/2) / num_test_clips of every segment.
+Space: in training a short side drawn from [min_resize, max_resize], the square of the
+source frame that becomes a `crop_size` crop at that scale, anywhere in the frame,
+flipped with probability 0.5 (`flip`; a flipped clip of a class whose name is its
+mirror's, such as "... from left to right", takes the mirror class's label with
+`mirror_classes`, see `mirror_labels`). Validation: the centred square. Test: 1 or 3
 crops (start, centre, end along the long side).
 """
 
 import dataclasses
+import itertools
+import re
 
 import numpy as np
+from absl import logging
 
-NUM_TRAIN_DRAWS = 5  # start, short side, y, x, flip
+SAMPLINGS = ("stride", "segments")
+# What configs written before a field existed get.
+DEFAULTS = {"sampling": "stride", "mirror_classes": False}
+_SPATIAL_DRAWS = 5  # window start (stride sampling), short side, y, x, flip
+
+
+def option(cfg, name: str):
+  """`cfg.<name>` of `config.input`, or its default (`DEFAULTS`) in older configs."""
+  return cfg[name] if name in cfg else DEFAULTS[name]
+
+
+def num_train_draws(cfg) -> int:
+  """How many uniform draws a training clip takes: the spatial ones, and one per frame
+  with segment sampling."""
+  return _SPATIAL_DRAWS + (cfg.num_frames if option(cfg, "sampling") == "segments" else 0)
 
 
 class _NumpyOps:
@@ -100,32 +126,107 @@ class TrainClip:
 
 
 def train_clip(num_video_frames, height, width, u, cfg, ops) -> TrainClip:
-  """The random choices of a training clip from `NUM_TRAIN_DRAWS` uniform draws `u`."""
-  start = random_start(num_video_frames, cfg.num_frames, cfg.frame_stride, u[0], ops)
+  """The random choices of a training clip from `num_train_draws(cfg)` uniform draws `u`."""
   low = max(cfg.min_resize, cfg.crop_size)
   short = uniform_int(u[1], low, max(cfg.max_resize, cfg.crop_size) + 1, ops)
   side = window_side(height, width, short, cfg.crop_size, ops)
-  return TrainClip(window(num_video_frames, cfg.num_frames, cfg.frame_stride, start, ops),
+  return TrainClip(_frames_of(num_video_frames, cfg, ops, u=u),
                    uniform_int(u[2], 0, height - side + 1, ops),
                    uniform_int(u[3], 0, width - side + 1, ops), side,
                    u[4] < 0.5 if cfg.flip else u[4] < 0)
 
 
 def validation_clip(num_video_frames, height, width, cfg, ops) -> TrainClip:
-  """The centred clip: centred window, centred square for short side `eval_resize`."""
-  start = centre_start(num_video_frames, cfg.num_frames, cfg.frame_stride, ops)
+  """The centred clip: centred frames, centred square for short side `eval_resize`."""
   side = window_side(height, width, max(cfg.eval_resize, cfg.crop_size), cfg.crop_size,
                      ops)
-  return TrainClip(window(num_video_frames, cfg.num_frames, cfg.frame_stride, start, ops),
+  return TrainClip(_frames_of(num_video_frames, cfg, ops),
                    (height - side) // 2, (width - side) // 2, side, False)
+
+
+def segment_frames(num_video_frames, num_segments: int, position, ops):
+  """One frame of each of `num_segments` equal segments, at `position` (a draw in
+  [0, 1) per segment, or one fraction for all) within each; short videos repeat frames."""
+  n = ops.to_float(num_video_frames)
+  offsets = (ops.to_float(ops.arange(num_segments)) + position) * (n / num_segments)
+  return ops.minimum(ops.floor_int(offsets), num_video_frames - 1)
+
+
+def _frames_of(num_video_frames, cfg, ops, u=None, clip: int = 0, num_clips: int = 0):
+  """Frame indices `(T,)` for `cfg.sampling`: random in training (draws `u`), the
+  centred clip for validation (`num_clips` 0), else test clip `clip` of `num_clips`."""
+  t, stride = cfg.num_frames, cfg.frame_stride
+  if option(cfg, "sampling") == "segments":
+    position = (ops.to_float(u[_SPATIAL_DRAWS:]) if u is not None
+                else (clip + 0.5) / max(num_clips, 1))
+    return segment_frames(num_video_frames, t, position, ops)
+  if u is not None:
+    start = random_start(num_video_frames, t, stride, u[0], ops)
+  elif not num_clips:
+    start = centre_start(num_video_frames, t, stride, ops)
+  else:
+    start = uniform_starts(num_video_frames, num_clips, t, stride, ops)[clip]
+  return window(num_video_frames, t, stride, start, ops)
 
 
 def test_indices(num_video_frames, cfg, ops):
   """`(clips * T,)` frame indices of the test clips, clip-major."""
-  starts = uniform_starts(num_video_frames, cfg.num_test_clips, cfg.num_frames,
-                          cfg.frame_stride, ops)
-  return [window(num_video_frames, cfg.num_frames, cfg.frame_stride, starts[c], ops)
+  return [_frames_of(num_video_frames, cfg, ops, clip=c, num_clips=cfg.num_test_clips)
           for c in range(cfg.num_test_clips)]
+
+
+# Words whose meaning a horizontal flip turns into another's.
+_MIRROR_WORDS = {"left": ("right",), "right": ("left",), "cw": ("ccw",), "ccw": ("cw",),
+                 "clockwise": ("counterclockwise", "counter-clockwise", "anticlockwise",
+                               "anti-clockwise"),
+                 **{w: ("clockwise",) for w in ("counterclockwise", "counter-clockwise",
+                                                "anticlockwise", "anti-clockwise")}}
+_WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
+
+
+def _mirrored_names(name: str):
+  """Every reading of `name` with its mirror words swapped (case kept)."""
+  parts = _WORD.split(name)
+  words = _WORD.findall(name)
+  choices = []
+  for w in words:
+    swaps = _MIRROR_WORDS.get(w.lower())
+    keep_case = lambda s, w=w: s.capitalize() if w[0].isupper() else s
+    choices.append([keep_case(s) for s in swaps] if swaps else [w])
+  for pick in itertools.product(*choices):
+    yield "".join(p + w for p, w in zip(parts, pick + ("",)))
+
+
+def flip_labels(cfg, class_names) -> np.ndarray | None:
+  """The labels flipped training clips take (`mirror_labels`), when `cfg.flip` and
+  `cfg.mirror_classes` are on and some class has a mirror; else None (labels stay)."""
+  if not (cfg.flip and option(cfg, "mirror_classes")):
+    return None
+  mirror, unpaired = mirror_labels(class_names)
+  if unpaired:
+    logging.warning("flipped clips of %d classes keep their label, their mirror class "
+                    "being missing: %s", len(unpaired), "; ".join(unpaired[:5]))
+  return mirror if np.any(mirror != np.arange(len(mirror))) else None
+
+
+def mirror_labels(class_names) -> tuple[np.ndarray, list[str]]:
+  """(mirror `(C,)` int32, unpaired): the label a horizontally flipped clip of each class
+  takes, and the classes whose name reads differently in a mirror but whose mirror class
+  is missing (they keep their label). Found from the names alone: "Pushing something
+  from left to right" <-> "Pushing something from right to left", `right_cw_approach` <->
+  `left_ccw_approach`; classes without left, right, (counter-)clockwise map to themselves."""
+  index = {n: i for i, n in enumerate(class_names)}
+  mirror, unpaired = np.arange(len(class_names), dtype=np.int32), []
+  for i, name in enumerate(class_names):
+    readings = [m for m in _mirrored_names(name) if m != name]
+    if not readings:
+      continue
+    found = next((index[m] for m in readings if m in index), None)
+    if found is None:
+      unpaired.append(name)
+    else:
+      mirror[i] = found
+  return mirror, unpaired
 
 
 def crop_offsets(height, width, size: int, num_crops: int, ops):

@@ -6,6 +6,7 @@ Used by the dataset builders (in worker processes), `cost_jax.predict` and the n
 import dataclasses
 import fractions
 import io
+import math
 import os
 
 import av
@@ -61,7 +62,9 @@ def decode_video(path, short_side: int = 256, fps: float = 0.0, jpeg_quality: in
       and os.path.getsize(path) == 0:
     raise VideoError("empty file (0 bytes)")
   try:
-    container = av.open(path)
+    # Container and stream metadata (titles, encoder names) are often not UTF-8 in real
+    # datasets (HMDB51): undecodable bytes are replaced, the pixels are unaffected.
+    container = av.open(path, metadata_errors="replace")
   except FileNotFoundError as e:
     raise VideoError("missing file") from e
   except (av.error.FFmpegError, OSError, ValueError) as e:
@@ -75,32 +78,46 @@ def decode_video(path, short_side: int = 256, fps: float = 0.0, jpeg_quality: in
     source_fps = float(rate) if rate else 0.0
     if source_fps <= 0:
       raise VideoError("unknown frame rate")
-    out_fps = fps if fps > 0 else source_fps
-    # Output slot k (time k / out_fps) takes the input frame nearest to it: input frame n
-    # (time n / source_fps) fills every slot with k * ratio in [n - 0.5, n + 0.5).
-    ratio = source_fps / out_fps
+    out_fps = fps if fps > 0 else 0.0
     frames, size = [], None
+    full = lambda: bool(max_frames) and len(frames) >= max_frames
+
+    def emit(frame, until: float):
+      """Fills the output slots k with k / out_fps < `until` (seconds) with `frame`;
+      at the native rate, one slot."""
+      count = 1 if not out_fps else math.ceil(until * out_fps - 1e-9) - len(frames)
+      if count > 0:
+        rgb = frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
+        frames.extend([encode_jpeg(rgb, jpeg_quality) if encode else rgb] * count)
+
+    # Resampled, output slot k (time k / out_fps) takes the frame nearest in time: a
+    # frame fills the slots before the midpoint between its timestamp and the next
+    # frame's (the last frame, half a source frame beyond its own), so that variable
+    # frame rates resample by their timestamps; at a constant rate it is the frame
+    # nearest to k * source_fps / out_fps.
+    pending, start = None, 0.0
     try:
       for n, frame in enumerate(container.decode(stream)):
-        repeats = 0
-        while (len(frames) + repeats) * ratio < n + 0.5:
-          repeats += 1
-        if not repeats:
-          continue
         if size is None:
           size = resized_shape(frame.height, frame.width, short_side)
-        rgb = frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
-        frames.extend([encode_jpeg(rgb, jpeg_quality) if encode else rgb] * repeats)
-        if max_frames and len(frames) >= max_frames:
-          del frames[max_frames:]
-          break
+        t = frame.time if frame.time is not None else n / source_fps
+        if pending is None:
+          start = t
+        else:
+          emit(pending[0], (pending[1] + t) / 2 - start)
+          if full():
+            break
+        pending = (frame, t)
     except (av.error.FFmpegError, OSError, ValueError) as e:
-      if not frames:
+      if pending is None:
         raise VideoError(f"undecodable: {e}") from e
       # A truncated file: keep what decoded before the damage.
+    if pending is not None and not full():
+      emit(pending[0], pending[1] - start + 0.5 / source_fps)
+    del frames[max_frames or len(frames):]
   if not frames:
     raise VideoError("no decodable frames")
-  return DecodedVideo(frames, out_fps, source_fps, size[0], size[1])
+  return DecodedVideo(frames, out_fps or source_fps, source_fps, size[0], size[1])
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:

@@ -3,7 +3,9 @@
 Building decodes each video file once, in worker processes (`num_workers`, default every
 core), into a per-file cache file under `DATA_DIR/_build_cache/NAME/CONFIG/` (`.pkl`
 frames, or a `.skip` file with the reason it cannot be used); an interrupted build run
-again reuses every cached video and only decodes the rest. Videos that are missing or
+again reuses every cached video and only decodes the rest, and videos that another
+config of the same dataset already holds (`ucf101/split1` when building `split2`) are
+copied from it, not decoded again. Videos that are missing or
 cannot be decoded are skipped, never fatal, and listed with their reason in
 `skipped.json` inside the dataset's version folder; a split left with no usable video is
 left out of the dataset, with a notice.
@@ -23,10 +25,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
+from tensorflow_datasets.proto import tf_example_pb2
 from tqdm import tqdm
 
 from cost_jax import errors
-from cost_jax.data import video_io
+from cost_jax.data import catalog, video_io
 
 SKIP_REPORT = "skipped.json"
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
@@ -147,17 +150,66 @@ class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     skip = epath.Path(f"{self._cache_stem(item)}.skip")
     return skip.read_text() if skip.exists() else None
 
+  def _sibling_builds(self) -> list[catalog.BuiltDataset]:
+    """The other configs of this dataset already built in the data dir with the same
+    decode options (e.g. `ucf101/split1` when building `split2`): they hold decoded
+    videos this build can take instead of decoding them again."""
+    if not self.builder_config:
+      return []
+    root = epath.Path(self._data_dir_root)
+    found = []
+    for folder in sorted((root / self.name).glob("*")):
+      if folder.name == self.builder_config.name or not folder.is_dir():
+        continue
+      built = catalog.find(f"{self.name}/{folder.name}", os.fspath(root))
+      options = self._decode_options
+      if built is not None and built.metadata.get("short_side") == options.short_side \
+          and float(built.metadata.get("fps", 0)) == float(options.fps):
+        found.append(built)
+    return found
+
+  def _take_from_siblings(self, wanted: dict[str, str]) -> int:
+    """Writes the cache file of every video of `wanted` ({video id: path}) that a
+    sibling build holds, from its stored frames; returns how many."""
+    taken = 0
+    for built in self._sibling_builds():
+      for split in built.splits:
+        for record in built.records(split):
+          features = tf_example_pb2.Example.FromString(record).features.feature
+          vid = features["video_id"].bytes_list.value[0].decode()
+          if vid not in wanted:
+            continue
+          frames = list(features["video"].bytes_list.value)
+          fps = float(features["fps"].float_list.value[0])
+          _write_atomically(epath.Path(f"{self.cache_dir / _cache_name(wanted.pop(vid))}.pkl"),
+                            pickle.dumps({"frames": frames, "fps": fps},
+                                         protocol=pickle.HIGHEST_PROTOCOL))
+          taken += 1
+      if taken:
+        print(f"{self.name}: took {taken} decoded videos from {built.name} (same "
+              "short side and frame rate), no decoding", file=sys.stderr)
+    return taken
+
   def _decode_all(self, items: list[VideoItem]):
-    """Decodes every listed video not in the cache yet, on `num_workers` processes."""
+    """Decodes every listed video not in the cache yet, on `num_workers` processes;
+    videos that a sibling build (`_sibling_builds`) holds are taken from it."""
     self.cache_dir.mkdir(parents=True, exist_ok=True)
-    files = {it.path for it in items if it.path is not None and not it.problem}
-    todo = sorted(p for p in files if not any(
-        epath.Path(f"{self.cache_dir / _cache_name(p)}{ext}").exists()
-        for ext in (".pkl", ".skip")))
-    print(f"{self.name}: {len(files)} video files, {len(files) - len(todo)} already "
-          f"decoded, decoding {len(todo)} with {self._num_workers} workers",
-          file=sys.stderr)
+    cached = lambda p: any(epath.Path(f"{self.cache_dir / _cache_name(p)}{ext}").exists()
+                           for ext in (".pkl", ".skip"))
+    usable = [it for it in items if it.path is not None and not it.problem]
+    files = {it.path for it in usable}
+    wanted = {it.video_id: it.path for it in usable if not cached(it.path)}
+    taken = self._take_from_siblings(wanted) if wanted else 0
+    todo = sorted(p for p in files if not cached(p))
+    print(f"{self.name}: {len(files)} video files, {len(files) - len(todo) - taken} "
+          f"already decoded, {taken} taken from another build, decoding {len(todo)} with "
+          f"{self._num_workers} workers", file=sys.stderr)
     if not todo:
+      return
+    if self._num_workers == 1:  # in this process: no worker to start (small trees, tests)
+      for path in tqdm(todo, desc="decoding", unit="video"):
+        _decode_to_cache(path, os.fspath(self.cache_dir / _cache_name(path)),
+                         self._decode_options)
       return
     context = multiprocessing.get_context("spawn")  # TF in the parent does not fork well
     with concurrent.futures.ProcessPoolExecutor(self._num_workers, context) as pool:
@@ -218,6 +270,50 @@ class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
           "the dataset folder", file=sys.stderr)
     if not self._keep_cache:
       self.cache_dir.rmtree(missing_ok=True)
+
+
+def read_lines(path) -> list[str]:
+  """The non-blank lines of a text file as its owners publish them: CRLF or LF line
+  ends, spaces around, a UTF-8 byte-order mark, and bytes that are not UTF-8 (read as
+  Latin-1) all tolerated."""
+  data = epath.Path(path).read_bytes()
+  try:
+    text = data.decode("utf-8-sig")
+  except UnicodeDecodeError:
+    text = data.decode("latin-1")
+  return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def list_entry(line: str) -> str:
+  """'class/video.avi 3' -> 'class/video.avi': a split list's entry without its trailing
+  label number (names may contain spaces)."""
+  parts = line.strip().rsplit(maxsplit=1)
+  return parts[0] if len(parts) == 2 and parts[1].isdigit() else line.strip()
+
+
+class FileIndex:
+  """The files below a folder by relative path, matched without regard to case: the
+  official lists of UCF101 and the files they name disagree in case for one class
+  (`HandstandPushups/v_HandstandPushups_...` lists `v_HandStandPushups_...` files)."""
+
+  def __init__(self, root):
+    self.root = epath.Path(root)
+    if not self.root.is_dir():
+      raise errors.MissingInputError(f"--videos={root}: no such folder")
+    self._paths = {}
+    for dirpath, _, files in sorted(tf.io.gfile.walk(str(root))):
+      rel_dir = os.path.relpath(dirpath, str(root)) if "://" not in str(root) else (
+          dirpath[len(str(root)):].strip("/") or ".")
+      for name in sorted(files):
+        rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+        self._paths.setdefault(rel.replace(os.sep, "/").lower(), str(self.root / rel))
+
+  def find(self, relative: str) -> str | None:
+    """The path of `relative` (any case, `/` or `\\` separated), or None."""
+    return self._paths.get(relative.replace("\\", "/").strip("/").lower())
+
+  def __len__(self):
+    return len(self._paths)
 
 
 def index_video_files(root: str) -> dict[str, str]:

@@ -2,9 +2,11 @@
 
 Classes are the sorted names of the folders that hold at least one video file (by
 extension, `VIDEO_EXTENSIONS`); other files in them are listed in `skipped.json` as not
-videos. Splits come from an optional folder of split lists (`train*.txt`, `val*.txt`,
-`test*.txt`, one `class/video.ext` per line; a trailing label number, as in UCF101's
-lists, is ignored). Without one, once it is known which videos decode, every class with
+videos. Splits come from an optional folder of split lists (one `train*.txt` and
+optionally one `val*.txt` and one `test*.txt`, one `class/video.ext` per line; a trailing
+label number is ignored); lists that would put a video in two splits (several lists of
+one kind, as UCF101's and HMDB51's official folders hold, or a video listed twice) are
+refused: `prepare ucf101` and `prepare hmdb51` build their official splits. Without one, once it is known which videos decode, every class with
 two or more of them gives `max(1, round(10%))` to the validation split (chosen by a hash
 of the path, so rebuilds agree) and the rest to train; a class with one video keeps it
 for training. Build several such datasets side by side with `--config_name` (e.g.
@@ -19,7 +21,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from cost_jax import errors
-from cost_jax.data.builders.common import VIDEO_EXTENSIONS, VideoDatasetBuilder, VideoItem
+from cost_jax.data.builders.common import (VIDEO_EXTENSIONS, VideoDatasetBuilder, VideoItem,
+                                           list_entry, read_lines)
 
 
 @dataclasses.dataclass
@@ -50,12 +53,6 @@ def list_videos(root) -> tuple[dict[str, list[str]], list[str]]:
         f"no <class>/<video> files below {root} (videos end in "
         f"{', '.join(VIDEO_EXTENSIONS)}): check --videos")
   return classes, others
-
-
-def _strip_label(line: str) -> str:
-  """'class/video.avi 3' -> 'class/video.avi'; class names may contain spaces."""
-  parts = line.strip().rsplit(maxsplit=1)
-  return parts[0] if len(parts) == 2 and parts[1].isdigit() else line.strip()
 
 
 def _hash_order(path: str) -> bytes:
@@ -89,18 +86,36 @@ class VideoFolder(VideoDatasetBuilder):
     return list(self._classes)
 
   def _split_lists(self) -> dict[str, list[str]]:
-    lists = {}
+    """{split: [video entries]} of the split lists, refusing any that would put a video
+    in two splits: several lists of one kind (UCF101's trainlist01..03.txt are three
+    alternative splits, whose union holds every test video) or one video in two lists."""
+    files = {}
     for path in sorted(epath.Path(self._splits_dir).glob("*.txt")):
       name = path.name.lower()
       split = next((s for s, p in (("train", "train"), ("validation", "val"),
                                    ("test", "test")) if name.startswith(p)), None)
-      if split is None:
-        continue
-      lists.setdefault(split, []).extend(
-          _strip_label(line) for line in path.read_text().splitlines() if line.strip())
-    if "train" not in lists:
+      if split is not None:
+        files.setdefault(split, []).append(path)
+    fix = ("build one official split with `python -m cost_jax.prepare ucf101|hmdb51 "
+           "--videos=... --annotations=DIR --split=N`, or keep one list per split in --splits")
+    for split, paths in files.items():
+      if len(paths) > 1:
+        raise errors.ConfigError(
+            f"--splits={self._splits_dir} holds {len(paths)} {split} lists "
+            f"({', '.join(p.name for p in paths)}): they are alternative splits, and "
+            f"merging them leaks test videos into training; {fix}")
+    if "train" not in files:
       raise errors.MissingInputError(f"no train*.txt split list in {self._splits_dir}: "
                                      "check --splits")
+    lists, where = {}, {}
+    for split, (path,) in files.items():
+      lists[split] = [list_entry(line) for line in read_lines(path)]
+      for entry in lists[split]:
+        key = entry.replace("\\", "/").lower()
+        if where.setdefault(key, path.name) != path.name:
+          raise errors.ConfigError(
+              f"{entry} is listed in both {where[key]} and {path.name}: a video in two "
+              f"splits leaks between them; {fix}")
     return lists
 
   def _split_items(self):
