@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,7 +25,12 @@ TINY = ["--config=configs/demo.py", "--config.dataset.name=synthetic_motion/tiny
         "--config.eval_every_steps=0", "--config.optimizer.warmup_epochs=0"]
 
 
-def environment(cache_dir=None, **extra) -> dict:
+# One persistent compilation cache for the session, shared by the tests' own process and
+# every process they start: the tiny networks and steps compile once per device count.
+CACHE_DIR = tempfile.mkdtemp(prefix="cost_jax_test_jax_cache_")
+
+
+def environment(cache_dir=CACHE_DIR, **extra) -> dict:
   """One CPU device per process (not the tests' 8), and a shared compilation cache so
   that later processes skip compiling what earlier ones compiled."""
   env = {**os.environ, "XLA_FLAGS": FAST_COMPILE, "JAX_PLATFORMS": "cpu",
@@ -55,7 +61,7 @@ def run(module: str, *args, timeout=300, env=None) -> subprocess.CompletedProces
 class Job:
   """`python -m cost_jax.main ARGS` started as `n` processes of one JAX job."""
 
-  def __init__(self, args, logs, n=2, cache_dir=None):
+  def __init__(self, args, logs, n=2, cache_dir=CACHE_DIR):
     port = free_port()
     self.logs = [f"{logs}.{i}.log" for i in range(n)]
     self.procs = []

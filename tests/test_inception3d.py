@@ -10,6 +10,7 @@ import pytest
 from flax import traverse_util
 
 import googlenet2d_reference as ref
+from conftest import random_variables
 from cost_jax.models import inception3d, pretrained
 from cost_jax.models.inception3d import InceptionV1Video, SelfGating, Unit
 
@@ -49,7 +50,7 @@ def test_i3d_runs_on_a_small_clip():
   # S3D and S3D-G run in the inflation and gradient tests below.
   model = TINY(variant="i3d")
   x = jax.random.normal(jax.random.key(1), (2, 4, 16, 16, 3))
-  variables = jax.jit(model.init)(jax.random.key(0), x)
+  variables = random_variables(model, x)
   logits = jax.jit(model.apply)(variables, x)
   assert logits.shape == (2, 5) and np.all(np.isfinite(logits))
 
@@ -59,7 +60,7 @@ def test_every_parameter_gets_a_gradient():
   # I3D's code path); compiling I3D's gradient too would only cost CI time.
   model = TINY(variant="s3dg", dropout_rate=0.0)
   x = jax.random.normal(jax.random.key(1), (2, 4, 16, 16, 3))
-  variables = jax.jit(model.init)(jax.random.key(0), x)
+  variables = random_variables(model, x)
 
   def loss(params):
     logits, _ = model.apply({**variables, "params": params}, x, train=True,

@@ -29,7 +29,7 @@ SECOND_JOB_REFUSED = "is in use by another training job (host "
 def straight(tmp_path_factory):
   """An uninterrupted two-process run that starts with no dataset built."""
   root = tmp_path_factory.mktemp("multihost")
-  data_dir, cache = root / "tfds", root / "jax_cache"
+  data_dir, cache = root / "tfds", processes.CACHE_DIR  # shared with every test process
   job = Job(ARGS + [f"--workdir={root / 'straight'}", f"--config.dataset.data_dir={data_dir}"],
             root / "straight", cache_dir=cache)
   assert job.wait() == [0, 0], job.tail()

@@ -7,11 +7,12 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import random_variables
 from cost_jax import models
 from cost_jax.models import ResNet3D, ResNetTiny
 from cost_jax.models.resnet3d import VARIANTS
 
-# DESIGN section 2, 400 classes, BatchNorm scale and bias counted.
+# docs/design.md §2, 400 classes, BatchNorm scale and bias counted.
 R50_PARAMS = {"c2d": 24_327_632, "c3d": 29_013_456, "costa": 24_333_968,
               "costb": 25_085_464}
 TINY_CLIP = (2, 4, 32, 32, 3)
@@ -57,7 +58,7 @@ def test_cost_and_c3d_parameter_overheads():
 def test_tiny_forward_and_every_parameter_gets_a_gradient(variant):
   model = ResNetTiny(variant=variant, num_classes=5, dropout_rate=0.0)
   x = jax.random.normal(jax.random.key(0), TINY_CLIP)
-  variables = model.init(jax.random.key(1), x)
+  variables = random_variables(model, x)
   labels = jnp.array([1, 3])
 
   def loss_fn(params):
@@ -77,7 +78,7 @@ def test_tiny_model_loss_falls(variant):
   model = ResNetTiny(variant=variant, num_classes=4, dropout_rate=0.0)
   x = jax.random.normal(jax.random.key(0), (8, 4, 32, 32, 3))
   labels = jnp.arange(8) % 4
-  variables = model.init(jax.random.key(1), x)
+  variables = random_variables(model, x)
   tx = optax.sgd(0.05, momentum=0.9)
 
   @jax.jit
@@ -105,7 +106,7 @@ def test_swapping_frames_within_pooling_pairs(variant, invariant):
   """C2D only sees time through the pairwise max pool after res2; CoST mixes time."""
   model = ResNetTiny(variant=variant, num_classes=5)
   x = jax.random.normal(jax.random.key(0), TINY_CLIP)
-  variables = model.init(jax.random.key(1), x)
+  variables = random_variables(model, x)
   swapped = x[:, jnp.array([1, 0, 3, 2])]
   apply = jax.jit(model.apply)
   a, b = apply(variables, x), apply(variables, swapped)
@@ -115,7 +116,7 @@ def test_swapping_frames_within_pooling_pairs(variant, invariant):
 def test_bfloat16_compute():
   model = ResNetTiny(variant="costb", num_classes=5, dtype=jnp.bfloat16)
   x = jax.random.normal(jax.random.key(0), TINY_CLIP)
-  variables = model.init(jax.random.key(1), x)
+  variables = random_variables(model, x)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
   assert jax.jit(model.apply)(variables, x).dtype == jnp.float32
 
@@ -123,7 +124,7 @@ def test_bfloat16_compute():
 def test_remat_gives_the_same_gradients():
   x = jax.random.normal(jax.random.key(0), TINY_CLIP)
   plain = ResNetTiny(variant="costb", num_classes=5, dropout_rate=0.0)
-  variables = plain.init(jax.random.key(1), x)
+  variables = random_variables(plain, x)
 
   def grads(model):
     def loss(p):
