@@ -40,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.input = ml_collections.ConfigDict()
   # 'tf_data' (TFRecord shards, TensorFlow) or 'grain' (ArrayRecord shards, no
-  # TensorFlow; build with `prepare ... --file_format=array_record`). See the README.
+  # TensorFlow; build with `prepare ... --file_format=array_record`). See docs/datasets.md.
   config.input.backend = "tf_data"
   config.input.workers = -1            # grain: decoding processes (-1: one per core)
   # Frames: 'stride' (num_frames every frame_stride: the paper's 8x8) or 'segments' (one

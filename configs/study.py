@@ -4,8 +4,8 @@ r"""The model comparison of `cost_jax.study`: one tiny network, four variants, o
 
 Trains `study.variants` one after the other on `synthetic_motion/small`, whose classes
 differ only in the order of frames (chance 1/8), each with exactly this config apart from
-`model.variant`. The default finishes within 30 minutes on 2 CPU cores (see README,
-"Reproducing the paper's claims", for the measured time). Any other config works too,
+`model.variant`. The default finishes within 30 minutes on 2 CPU cores (see
+docs/analysis.md for the measured time). Any other config works too,
 e.g. `--config=configs/kinetics.py` with a `study` field added by `get_config` below.
 """
 

@@ -1,4 +1,4 @@
-"""The optimiser and learning-rate schedule of `config.optimizer` (DESIGN section 3)."""
+"""The optimiser and learning-rate schedule of `config.optimizer` (docs/design.md §3)."""
 
 import optax
 

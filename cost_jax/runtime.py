@@ -90,16 +90,20 @@ def _distributed_args() -> dict:
 
 
 class _QuietLibraries:
-  """Drops the INFO chatter of orbax and TFDS from absl's log; warnings still show."""
+  """Drops the INFO chatter of JAX's backend probing, orbax and TFDS from absl's log;
+  their warnings still show."""
 
   def filter(self, record):
-    noisy = any(s in record.pathname for s in ("/orbax/", "/tensorflow_datasets/"))
+    noisy = any(s in record.pathname for s in ("/orbax/", "/tensorflow_datasets/",
+                                               "/jax/_src/xla_bridge"))
     return not (noisy and record.levelno < 30)
 
 
 def prepare():
   """Keeps TensorFlow off the accelerators and joins a multi-host job when in one."""
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  # TensorFlow's C++ INFO lines (oneDNN notices) stay out unless the user asks for them.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
   try:
     import tensorflow as tf
   except ImportError:

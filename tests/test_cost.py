@@ -1,4 +1,4 @@
-"""The CoST layer against DESIGN section 1, through independent formulations."""
+"""The CoST layer against docs/design.md §1, through independent formulations."""
 
 import flax.linen as nn
 import jax

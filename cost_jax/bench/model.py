@@ -253,7 +253,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def ratios(rows: list[dict]) -> dict:
-  """The ratios the README quotes, from the rows of one run: step times of the variants
+  """The ratios docs/performance.md quotes, from the rows of one run: step times of the variants
   (per implementation), "2d" against "3d", and JAX against PyTorch (clips/s)."""
   jax_rows = {(r["conv_impl"], r["name"]): r for r in rows if r["framework"] == "jax"}
   torch_rows = {r["name"]: r for r in rows if r["framework"] == "torch"}

@@ -50,7 +50,7 @@ def open_dataset(dataset_config, input_config) -> catalog.BuiltDataset:
     raise errors.DatasetNotFoundError(
         f"dataset {name!r} not found in {data_dir}: build it with "
         f"`{catalog.prepare_command(name, data_dir, catalog.FILE_FORMATS[backend])}` "
-        "(see the README), or point config.dataset.data_dir at the folder that holds it")
+        "(see docs/datasets.md), or point config.dataset.data_dir at the folder that holds it")
   return catalog.require_format(found, backend, data_dir)
 
 

@@ -18,7 +18,7 @@ needed) or `.pth`/`.pt` (needs torch):
     `layer1.0.downsample.0.weight`, `fc.weight`, ...) -> `ResNet3D`, any variant;
   GoogLeNet with batch norm (`conv1.conv.weight`, `conv1.bn.weight`,
     `inception3a.branch2.1.conv.weight`, ...) -> `InceptionV1Video` (I3D, S3D, S3D-G).
-DESIGN section 3:
+docs/design.md §3:
 
   2-D kernel (O, I, kh, kw)  ->  kernel (kh, kw, I, O), then by target shape:
     (kh, kw, I, O)        the CoST kernel, unchanged
@@ -218,7 +218,7 @@ def load_imagenet_file(variables: dict, path: str | os.PathLike) -> tuple[dict, 
 # ---------------------------------------------------------------------------- video zoo
 
 # Pixel normalisation of each family, on 0..255 pixels: PyTorchVideo's 0.45 / 0.225 on
-# 0..1; the authors' ImageNet statistics (DESIGN section 3).
+# 0..1; the authors' ImageNet statistics (docs/design.md §3).
 PYTORCHVIDEO_MEAN, PYTORCHVIDEO_STD = (114.75,) * 3, (57.375,) * 3
 IMAGENET_MEAN, IMAGENET_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
