@@ -1,7 +1,7 @@
 """Times one CoST(a) layer: three view convolutions versus the fused 3x3x3 convolution,
 with each convolution implementation (`config.model.conv_impl`).
 
-  python benchmarks/cost_layer.py [--shape=N,T,H,W,C] [--dtype=float32] [--reps=20] \
+  python -m benchmarks.cost_layer [--shape=N,T,H,W,C] [--dtype=float32] [--reps=20] \
       [--conv_impl=3d,2d]
 
 Prints the median forward and forward+backward time of each path and their ratio, measured

@@ -3,7 +3,7 @@ a built dataset: simplejpeg (chosen), PIL, OpenCV when installed, and TensorFlow
 IDCTs for reference. Prints frames/s on one core, and the largest pixel difference to
 simplejpeg.
 
-  python benchmarks/jpeg_decoders.py --data_dir=/tmp/bench_tfds \
+  python -m benchmarks.jpeg_decoders --data_dir=/tmp/bench_tfds \
       --name=video_folder/bench [--frames=400]
 """
 

@@ -16,7 +16,7 @@ ROOT = processes.ROOT
 PAGES = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 PATH = re.compile(r"(?<![\w/.])((?:docs|configs|benchmarks|launch|notebooks|cost_jax)/[\w./-]+)")
-MODULE = re.compile(r"python3? -m (cost_jax(?:\.\w+)+)")
+MODULE = re.compile(r"python3? -m ((?:cost_jax|benchmarks)(?:\.\w+)+)")
 
 
 def _text(page):
@@ -60,7 +60,8 @@ def test_every_link_and_named_path_exists(page):
 
 def test_every_module_named_answers_help():
   modules = sorted({m for page in PAGES for m in MODULE.findall(_text(page))})
-  assert {"cost_jax.main", "cost_jax.prepare", "cost_jax.bench.model"} <= set(modules)
+  assert {"cost_jax.main", "cost_jax.prepare", "cost_jax.bench.model",
+          "benchmarks.batch_norm"} <= set(modules)
   env = processes.environment()
   procs = {m: subprocess.Popen([sys.executable, "-m", m, "--help"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

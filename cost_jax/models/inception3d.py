@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cost_jax.models import video_ops
+from cost_jax.models.batch_norm import BatchNorm
 from cost_jax.models.video_ops import kaiming_fan_out, symmetric_padding
 
 VARIANTS = ("i3d", "s3d", "s3dg")
@@ -91,7 +92,7 @@ class Unit(nn.Module):
   strides: Sequence[int] = (1, 1, 1)
   separable: bool = False
   conv: Callable = video_ops.Conv
-  norm: Callable = nn.BatchNorm
+  norm: Callable = BatchNorm
 
   @nn.compact
   def __call__(self, x):
@@ -175,7 +176,7 @@ class InceptionV1Video(nn.Module):
     impl = self.conv_impl
     conv = functools.partial(video_ops.Conv, use_bias=False, dtype=self.dtype,
                              kernel_init=kaiming_fan_out, impl=impl)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+    norm = functools.partial(BatchNorm, use_running_average=not train,
                              momentum=self.bn_momentum, epsilon=BN_EPSILON,
                              dtype=self.dtype)
     unit = functools.partial(Unit, separable=self.variant != "i3d", conv=conv, norm=norm)

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from cost_jax.models import video_ops
+from cost_jax.models.batch_norm import BatchNorm
 from cost_jax.models.cost import CoST
 from cost_jax.models.video_ops import kaiming_fan_out, symmetric_padding
 
@@ -118,7 +119,7 @@ class R2Plus1DConv(nn.Module):
   features: int
   strides: Sequence[int] = (1, 1, 1)
   conv: Callable = video_ops.Conv
-  norm: Callable = nn.BatchNorm
+  norm: Callable = BatchNorm
 
   @nn.compact
   def __call__(self, x):
@@ -135,7 +136,7 @@ class TemporalSpatialConv(nn.Module):
   features: int
   strides: Sequence[int] = (1, 1, 1)
   conv: Callable = video_ops.Conv
-  norm: Callable = nn.BatchNorm
+  norm: Callable = BatchNorm
 
   @nn.compact
   def __call__(self, x):
@@ -240,7 +241,7 @@ class ResNet3D(nn.Module):
     impl = self.conv_impl
     conv = functools.partial(video_ops.Conv, use_bias=False, dtype=self.dtype,
                              kernel_init=kaiming_fan_out, impl=impl)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train,
+    norm = functools.partial(BatchNorm, use_running_average=not train,
                              momentum=self.bn_momentum, epsilon=1e-5, dtype=self.dtype)
     block_cls = nn.remat(Bottleneck) if self.remat else Bottleneck
 
