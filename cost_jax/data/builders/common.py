@@ -266,8 +266,9 @@ class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     super()._download_and_prepare(dl_manager, download_config)
     # Inside download_and_prepare, data_dir is the temporary folder renamed at the end.
     (epath.Path(self.data_dir) / SKIP_REPORT).write_text(json.dumps(self._skipped, indent=1))
-    print(f"{self.name}: skipped {len(self._skipped)} videos; see {SKIP_REPORT} in "
-          "the dataset folder", file=sys.stderr)
+    if self._skipped:
+      print(f"{self.name}: skipped {len(self._skipped)} videos; see {SKIP_REPORT} in "
+            "the dataset folder", file=sys.stderr)
     if not self._keep_cache:
       self.cache_dir.rmtree(missing_ok=True)
 

@@ -39,7 +39,8 @@ def read_split_files(annotations_dir, split: int) -> dict[str, list[tuple[str, s
     if not match or int(match.group(2)) != split:
       continue
     for line in read_lines(path):
-      parts = line.split()
+      # The code is the last field; a file name may hold spaces.
+      parts = line.rsplit(maxsplit=1)
       if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
         raise errors.ConfigError(f"{path}: cannot read the line {line!r}; expected "
                                  "'<video>.avi <0|1|2>' (HMDB51's split files)")
