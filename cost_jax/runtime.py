@@ -89,13 +89,22 @@ def _distributed_args() -> dict:
           "process_id": int(env["JAX_PROCESS_ID"])}
 
 
+# Warnings TFDS logs about itself on every first build, which name nothing a user can
+# change: its Video feature reads its own deprecated `FeatureConnector.dtype`, and a
+# dataset folder being built has no dataset_info.json yet.
+_TFDS_SELF_NOTICES = ("`FeatureConnector.dtype` is deprecated", "has no dataset_info.json")
+
+
 class _QuietLibraries:
-  """Drops the INFO chatter of JAX's backend probing, orbax and TFDS from absl's log;
-  their warnings still show."""
+  """Drops the INFO chatter of JAX's backend probing, orbax and TFDS from absl's log, and
+  TFDS's notices about itself; their other warnings still show."""
 
   def filter(self, record):
     noisy = any(s in record.pathname for s in ("/orbax/", "/tensorflow_datasets/",
                                                "/jax/_src/xla_bridge"))
+    if noisy and "/tensorflow_datasets/" in record.pathname and any(
+        n in record.getMessage() for n in _TFDS_SELF_NOTICES):
+      return False
     return not (noisy and record.levelno < 30)
 
 
