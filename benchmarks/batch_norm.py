@@ -47,15 +47,18 @@ def main(argv):
   print(f"R50 train step, clip {_CLIP.value[0]}x{_CLIP.value[1]}^2, batch {_BATCH.value}, "
         f"float32, conv_impl {config.model.conv_impl}")
   print(f"{'variant':8s} {'normalisation':20s} {'step ms':>9s} {'vs flax':>8s}")
-  for variant in _VARIANTS.value:
-    config.model.variant = variant
-    base = None
-    for name, cls in NORMS.items():
-      resnet3d.BatchNorm = cls
-      step = bench.benchmark_jax(config, _BATCH.value, 1, _REPEATS.value)["train"]["median_s"]
-      base = base or step
-      print(f"{variant:8s} {name:20s} {step * 1e3:9.1f} {step / base:8.2f}", flush=True)
-  resnet3d.BatchNorm = batch_norm.BatchNorm
+  try:
+    for variant in _VARIANTS.value:
+      config.model.variant = variant
+      base = None
+      for name, cls in NORMS.items():
+        resnet3d.BatchNorm = cls  # what ResNet3D builds its norm layers from
+        step = bench.benchmark_jax(config, _BATCH.value, 1,
+                                   _REPEATS.value)["train"]["median_s"]
+        base = base or step
+        print(f"{variant:8s} {name:20s} {step * 1e3:9.1f} {step / base:8.2f}", flush=True)
+  finally:
+    resnet3d.BatchNorm = batch_norm.BatchNorm
 
 
 if __name__ == "__main__":

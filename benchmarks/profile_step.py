@@ -14,7 +14,6 @@ itself opens in TensorBoard's or Perfetto's profile viewer.
 """
 
 import collections
-import functools
 import glob
 import os
 import re
@@ -58,9 +57,7 @@ def main(argv):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                              + " --xla_cpu_enable_xprof_traceme=true").strip()
   import jax
-  import numpy as np
   from configs import kinetics
-  from cost_jax import steps, summary
   from cost_jax.bench import model as bench
 
   config = kinetics.get_config()
@@ -68,13 +65,7 @@ def main(argv):
   config.model.dtype = "float32"
   config.input.num_frames, config.input.crop_size = map(int, _CLIP.value)
   batch = _BATCH.value
-  model, data, replicated, schedule, tx = bench._setup(config, batch)
-  state = jax.jit(functools.partial(steps.fresh_state, model, tx, config),
-                  out_shardings=replicated)(jax.random.key(0))
-  rng = np.random.default_rng(0)
-  inputs = {"video": jax.device_put(rng.integers(0, 256, summary.clip_shape(config, batch),
-                                                 dtype=np.uint8), data),
-            "label": jax.device_put(rng.integers(0, model.num_classes, (batch,)), data)}
+  model, data, replicated, schedule, tx, state, inputs = bench.setup_step(config, batch)
   stop = bench._no_stop(data)
   step = bench._jit_train_step(model, tx, schedule, config, state, replicated, data).lower(
       state, inputs, stop).compile()

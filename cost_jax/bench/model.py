@@ -161,17 +161,25 @@ def largest_batch(config, start: int, limit: int = 4096) -> tuple[int | None, st
   return best, f"compiled estimate against {capacity / 2**30:.1f} GiB per device"
 
 
-def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
-                  repeats: int) -> dict:
-  """Compile, then time the forward pass and the train step of `config.model`."""
-  i = config.input
+def setup_step(config: ml_collections.ConfigDict, batch: int):
+  """What a timed train step needs: (model, data sharding, replicated sharding, schedule,
+  optimiser, a fresh state, a batch of random uint8 clips and labels), on all devices."""
   model, data, replicated, schedule, tx = _setup(config, batch)
   state = jax.jit(functools.partial(steps.fresh_state, model, tx, config),
                   out_shardings=replicated)(jax.random.key(0))
   rng = np.random.default_rng(0)
-  video = jax.device_put(
-      rng.integers(0, 256, summary.clip_shape(config, batch), dtype=np.uint8), data)
-  labels = jax.device_put(rng.integers(0, model.num_classes, (batch,)), data)
+  inputs = {"video": jax.device_put(
+      rng.integers(0, 256, summary.clip_shape(config, batch), dtype=np.uint8), data),
+            "label": jax.device_put(rng.integers(0, model.num_classes, (batch,)), data)}
+  return model, data, replicated, schedule, tx, state, inputs
+
+
+def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
+                  repeats: int) -> dict:
+  """Compile, then time the forward pass and the train step of `config.model`."""
+  i = config.input
+  model, data, replicated, schedule, tx, state, inputs = setup_step(config, batch)
+  video = inputs["video"]
   results = {}
 
   def forward(params, batch_stats, video):
@@ -189,12 +197,12 @@ def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
   start = time.perf_counter()
   stop = _no_stop(data)
   compiled = _jit_train_step(model, tx, schedule, config, state, replicated, data).lower(
-      state, {"video": video, "label": labels}, stop).compile()
+      state, inputs, stop).compile()
   results["train_compile_s"] = time.perf_counter() - start
   holder = [state]
 
   def run_step():
-    holder[0], metrics, _ = compiled(holder[0], {"video": video, "label": labels}, stop)
+    holder[0], metrics, _ = compiled(holder[0], inputs, stop)
     return metrics["loss"]
 
   results["train"] = time_fn(run_step, jax.block_until_ready, warmup, repeats).as_dict()

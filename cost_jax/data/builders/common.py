@@ -102,11 +102,14 @@ class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
   Subclasses implement `_class_names()` (None when only reading) and
   `_split_items() -> {split: [VideoItem]}`, and may override `_assign_splits` to choose
-  splits once it is known which videos decode.
+  splits once it is known which videos decode. `videos_dir` and `annotations_dir` (the
+  dataset's official files) are None when a built dataset is only read.
   """
 
-  def __init__(self, *, decode_options: DecodeOptions | None = None,
+  def __init__(self, *, videos_dir=None, annotations_dir=None,
+               decode_options: DecodeOptions | None = None,
                num_workers: int | None = None, keep_cache: bool = False, **kwargs):
+    self._videos_dir, self._annotations_dir = videos_dir, annotations_dir
     self._decode_options = decode_options or DecodeOptions()
     self._num_workers = num_workers or os.cpu_count() or 1
     self._keep_cache = keep_cache

@@ -59,8 +59,7 @@ class Hmdb51(VideoDatasetBuilder):
   RELEASE_NOTES = {"1.0.0": "First version."}
   BUILDER_CONFIGS = split_configs("HMDB51")
 
-  def __init__(self, *, videos_dir=None, annotations_dir=None, **kwargs):
-    self._videos_dir, self._annotations_dir = videos_dir, annotations_dir
+  def __init__(self, **kwargs):
     self._lists = None
     super().__init__(**kwargs)
 

@@ -61,8 +61,7 @@ class Kinetics(VideoDatasetBuilder):
   RELEASE_NOTES = {"1.0.0": "First version."}
   BUILDER_CONFIGS = [KineticsConfig(name=str(n), num_classes=n) for n in (400, 600, 700)]
 
-  def __init__(self, *, videos_dir=None, annotations_dir=None, **kwargs):
-    self._videos_dir, self._annotations_dir = videos_dir, annotations_dir
+  def __init__(self, **kwargs):
     self._rows = None
     super().__init__(**kwargs)
 

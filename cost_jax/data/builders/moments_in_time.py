@@ -36,10 +36,6 @@ class MomentsInTime(VideoDatasetBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First version."}
 
-  def __init__(self, *, videos_dir=None, annotations_dir=None, **kwargs):
-    self._videos_dir, self._annotations_dir = videos_dir, annotations_dir
-    super().__init__(**kwargs)
-
   def _class_names(self):
     if self._annotations_dir is None:
       return None

@@ -45,10 +45,6 @@ class SomethingSomethingV2(VideoDatasetBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First version."}
 
-  def __init__(self, *, videos_dir=None, annotations_dir=None, **kwargs):
-    self._videos_dir, self._annotations_dir = videos_dir, annotations_dir
-    super().__init__(**kwargs)
-
   def _json(self, part: str):
     path = epath.Path(self._annotations_dir) / f"{PREFIX}{part}.json"
     if not path.exists():

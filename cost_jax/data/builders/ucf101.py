@@ -66,10 +66,6 @@ class Ucf101(VideoDatasetBuilder):
   BUILDER_CONFIGS = split_configs("UCF101")
   ANNOTATIONS = "ucfTrainTestlist"
 
-  def __init__(self, *, videos_dir=None, annotations_dir=None, **kwargs):
-    self._videos_dir, self._annotations_dir = videos_dir, annotations_dir
-    super().__init__(**kwargs)
-
   def _file(self, name: str) -> epath.Path:
     path = epath.Path(self._annotations_dir) / name
     if not path.exists():

@@ -73,8 +73,8 @@ class VideoFolder(VideoDatasetBuilder):
                             "more; non-video files listed in skipped.json."}
   BUILDER_CONFIGS = [VideoFolderConfig(name="default")]
 
-  def __init__(self, *, videos_dir=None, splits_dir=None, **kwargs):
-    self._videos_dir, self._splits_dir = videos_dir, splits_dir
+  def __init__(self, *, splits_dir=None, **kwargs):
+    self._splits_dir = splits_dir
     self._classes = self._others = None
     super().__init__(**kwargs)
 
