@@ -4,7 +4,9 @@ from cost_jax import runtime as _runtime
 
 __version__ = "0.1.0"
 
-# Before JAX starts its backend: XLA's CPU flags that measure faster, and a malloc that
-# reuses freed memory (`runtime`).
+# Before JAX starts its backend: XLA's CPU flags that measure faster, a malloc that
+# reuses freed memory, and CPU steps run on the calling thread, whose heap that is
+# (`runtime`).
 _runtime.set_xla_cpu_flags()
 _runtime.keep_freed_memory()
+_runtime.run_steps_on_calling_thread()

@@ -18,28 +18,49 @@ CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution
 _FLAGS_CHECKED = ((0, 10, 2), (0, 12, 0))
 
 
-# glibc's malloc: how many bytes of freed memory at the top of the heap it keeps for reuse
-# instead of returning them to the system.
-TRIM_THRESHOLD = 1 << 30
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt's parameters (malloc.h)
+# JAX's own switch for CPU dispatch, which `run_steps_on_calling_thread` leaves to the user.
+_ASYNC_DISPATCH_ENV = "JAX_CPU_ENABLE_ASYNC_DISPATCH"
 
 
 def keep_freed_memory(environ=os.environ) -> bool:
-  """Makes glibc's malloc reuse the memory the process frees, for large blocks too.
+  """Makes glibc's malloc keep the memory the process frees, for large blocks too, and
+  reuse it.
 
   By default every block over 32 MB (an activation of a training step, a decoded video)
-  is mapped afresh and returned at once, so each use pays a page fault per 4 KB: on the
+  is mapped afresh and returned at once, and freed memory at the top of the heap goes
+  back to the system, so each use pays a page fault and a zeroed page per 4 KB: on the
   2-core CPU, `x * 2 + 1` of a 51 MB array took 17.7 ms with fresh pages and 4.3 ms
-  reusing them. Large blocks come from the heap instead, and freed ones stay there (up to
-  `TRIM_THRESHOLD`). A `MALLOC_MMAP_MAX_` or `MALLOC_TRIM_THRESHOLD_` that the user set
-  keeps precedence. Returns whether the setting was made (glibc only)."""
+  reusing them. Large blocks come from the heap instead, and freed memory stays with the
+  process (trimming off, `mallopt(M_TRIM_THRESHOLD, -1)`), so it holds its peak memory.
+  A `MALLOC_MMAP_MAX_` or `MALLOC_TRIM_THRESHOLD_` that the user set keeps precedence.
+  Returns whether the setting was made (glibc only)."""
   if "MALLOC_MMAP_MAX_" in environ or "MALLOC_TRIM_THRESHOLD_" in environ:
     return False
   try:
     mallopt = ctypes.CDLL(None).mallopt
   except (AttributeError, OSError):  # not glibc: its defaults stay
     return False
-  return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+  return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, -1))
+
+
+def run_steps_on_calling_thread(environ=os.environ) -> bool:
+  """Runs CPU computations on the thread that calls them (`jax_cpu_enable_async_dispatch`
+  off), unless `JAX_CPU_ENABLE_ASYNC_DISPATCH` is set. Must run before JAX starts its CPU
+  backend.
+
+  With asynchronous dispatch a train step runs on a thread of XLA's, whose malloc arena
+  maps every block larger than its 64 MB heaps afresh (the step's 1.5 GB of temporary
+  buffers for the R50 at 8x112^2, batch 8), so `keep_freed_memory` cannot keep it: the
+  2-core CPU spent a sixth of its time zeroing fresh pages. On the calling thread the
+  step's buffers come from the main heap and are reused: the C2D train step took 0.84x
+  its time (`docs/performance.md`). Python waits for each CPU computation instead of
+  queueing the next; input pipelines prefetch on their own threads either way. GPU and
+  TPU dispatch is unaffected. Returns whether the setting was made."""
+  if _ASYNC_DISPATCH_ENV in environ:
+    return False
+  jax.config.update("jax_cpu_enable_async_dispatch", False)
+  return True
 
 
 def _jaxlib_version() -> tuple[int, ...]:
