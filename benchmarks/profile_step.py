@@ -43,8 +43,10 @@ def per_kind(trace_dir: str, steps: int) -> tuple[dict, float]:
     for line in plane.lines:
       for event in line.events:
         name = names.get(event.metadata_id, "?")
-        # Python's own frames ("$file.py:line name") and the executor's waits.
-        if "Thunk" in name or name.startswith("$"):
+        # XLA's operations only: not Python's frames ("$file.py:line name"), JAX's and
+        # PjRt's calls ("PjitFunction(jit(step))", "CommonPjRtLoadedExecutable::..."),
+        # which wrap the step on the thread that calls it, or the executor's waits.
+        if any(c in name for c in "$(: "):
           continue
         threads[line.name][re.sub(r"[.\d]+$", "", name)] += event.duration_ps / 1e9 / steps
   threads = {name: c for name, c in threads.items() if c}
