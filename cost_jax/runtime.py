@@ -19,7 +19,7 @@ _FLAGS_CHECKED = ((0, 10, 2), (0, 12, 0))
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt's parameters (malloc.h)
-# JAX's own switch for CPU dispatch, which `run_steps_on_calling_thread` leaves to the user.
+# JAX's environment variable for CPU dispatch: when set, the choice stays the user's.
 _ASYNC_DISPATCH_ENV = "JAX_CPU_ENABLE_ASYNC_DISPATCH"
 
 
@@ -52,7 +52,8 @@ def run_steps_on_calling_thread(environ=os.environ) -> bool:
   With asynchronous dispatch a train step runs on a thread of XLA's, whose malloc arena
   maps every block larger than its 64 MB heaps afresh (the step's 1.5 GB of temporary
   buffers for the R50 at 8x112^2, batch 8), so `keep_freed_memory` cannot keep it: the
-  2-core CPU spent a sixth of its time zeroing fresh pages. On the calling thread the
+  2-core CPU spent a sixth of its time in the kernel, faulting in and zeroing fresh
+  pages. On the calling thread the
   step's buffers come from the main heap and are reused: the C2D train step took 0.84x
   its time (`docs/performance.md`). Python waits for each CPU computation instead of
   queueing the next; input pipelines prefetch on their own threads either way. GPU and
