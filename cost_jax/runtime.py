@@ -18,7 +18,8 @@ CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution
 _FLAGS_CHECKED = ((0, 10, 2), (0, 12, 0))
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt's parameters (malloc.h)
+# mallopt's parameters (malloc.h).
+_MALLOPT = {"trim_threshold": -1, "mmap_threshold": -3, "mmap_max": -4}
 # JAX's environment variable for CPU dispatch: when set, the choice stays the user's.
 _ASYNC_DISPATCH_ENV = "JAX_CPU_ENABLE_ASYNC_DISPATCH"
 
@@ -37,11 +38,18 @@ def keep_freed_memory(environ=os.environ) -> bool:
   Returns whether the setting was made (glibc only)."""
   if "MALLOC_MMAP_MAX_" in environ or "MALLOC_TRIM_THRESHOLD_" in environ:
     return False
+  return set_malloc(mmap_max=0, trim_threshold=-1)
+
+
+def set_malloc(**settings: int) -> bool:
+  """glibc's `mallopt` for each of `trim_threshold`, `mmap_threshold`, `mmap_max`
+  (bytes, or a count for `mmap_max`). Returns whether every setting was made (False
+  without glibc, whose defaults then stay)."""
   try:
     mallopt = ctypes.CDLL(None).mallopt
-  except (AttributeError, OSError):  # not glibc: its defaults stay
+  except (AttributeError, OSError):
     return False
-  return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, -1))
+  return all([bool(mallopt(_MALLOPT[name], value)) for name, value in settings.items()])
 
 
 def run_steps_on_calling_thread(environ=os.environ) -> bool:
@@ -53,11 +61,11 @@ def run_steps_on_calling_thread(environ=os.environ) -> bool:
   maps every block larger than its 64 MB heaps afresh (the step's 1.5 GB of temporary
   buffers for the R50 at 8x112^2, batch 8), so `keep_freed_memory` cannot keep it: the
   2-core CPU spent a sixth of its time in the kernel, faulting in and zeroing fresh
-  pages. On the calling thread the
-  step's buffers come from the main heap and are reused: the C2D train step took 0.84x
-  its time (`docs/performance.md`). Python waits for each CPU computation instead of
-  queueing the next; input pipelines prefetch on their own threads either way. GPU and
-  TPU dispatch is unaffected. Returns whether the setting was made."""
+  pages. On the calling thread the step's buffers come from the main heap and are
+  reused: the C2D train step took 0.84x its time (`docs/performance.md`). Python waits
+  for each CPU computation instead of queueing the next; input pipelines prefetch on
+  their own threads either way. GPU and TPU dispatch is unaffected. Returns whether the
+  setting was made."""
   if _ASYNC_DISPATCH_ENV in environ:
     return False
   jax.config.update("jax_cpu_enable_async_dispatch", False)
