@@ -26,6 +26,9 @@ dtype="${DTYPE:-bfloat16}"
 torch_compile="${TORCH_COMPILE:-1}"
 conv_impls="${CONV_IMPLS:-3d,2d}"
 read -r -a extra <<< "${EXTRA:-}"
+# JAX and PyTorch share the GPU, timed in turns: JAX allocates as it goes instead of
+# taking 75% of the memory at start-up.
+export XLA_PYTHON_CLIENT_PREALLOCATE="${XLA_PYTHON_CLIENT_PREALLOCATE:-false}"
 
 bench=("$python" -m cost_jax.bench.model --config=configs/kinetics.py
        "--variants=$variants" "--conv_impl=$conv_impls" "--batch=$batch" "--dtype=$dtype"

@@ -67,6 +67,15 @@ def test_time_fn_blocks_and_orders_percentiles():
   assert timing.p10_s <= timing.median_s <= timing.p90_s
 
 
+def test_contenders_are_timed_in_turns():
+  calls = []
+  runs = {name: (lambda name=name: calls.append(name), lambda _: None) for name in "ab"}
+  timings = benchmark.time_interleaved(runs, 1, 3)
+  assert calls == ["a", "b"] * 4                      # one warm-up round, three timed
+  assert set(timings) == {"a", "b"}
+  assert all(t.p10_s <= t.median_s <= t.p90_s for t in timings.values())
+
+
 def test_torch_reference_has_the_papers_parameter_counts():
   pytest.importorskip("torch")
   from cost_jax.bench import torch_models
@@ -75,7 +84,7 @@ def test_torch_reference_has_the_papers_parameter_counts():
   assert counts == {"c2d": 24327632, "c3d": 29013456, "costa": 24333968,
                     "costb": 25085464}
   # The harness runs it end to end (a thin network, tiny clips).
-  result = torch_models.benchmark(_tiny_config(), "costb", 2, 0, 2, benchmark.time_fn)
+  result = torch_models.benchmark(_tiny_config(), "costb", 2, 0, 2)
   assert 0 < result["train"]["median_s"] and 0 < result["forward"]["median_s"]
 
 

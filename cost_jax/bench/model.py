@@ -66,15 +66,49 @@ class Timing:
 def time_fn(fn: Callable[[], object], sync: Callable[[object], object], warmup: int,
             repeats: int) -> Timing:
   """Median and 10th/90th percentiles of `sync(fn())` wall time, after `warmup` calls."""
+  return time_interleaved({"fn": (fn, sync)}, warmup, repeats)["fn"]
+
+
+def time_interleaved(runs: dict[str, tuple[Callable[[], object], Callable[[object], object]]],
+                     warmup: int, repeats: int) -> dict[str, Timing]:
+  """`time_fn` of several `(fn, sync)` at once, taking turns: each round calls every one
+  once, so that they share the machine's state (a neighbour's load on a shared host,
+  clock speed) and their ratios hold even when that state drifts during the run."""
   for _ in range(warmup):
-    sync(fn())
-  times = []
+    for fn, sync in runs.values():
+      sync(fn())
+  times = {name: [] for name in runs}
   for _ in range(repeats):
-    start = time.perf_counter()
-    sync(fn())
-    times.append(time.perf_counter() - start)
-  return Timing(float(np.median(times)), float(np.percentile(times, 10)),
-                float(np.percentile(times, 90)))
+    for name, (fn, sync) in runs.items():
+      start = time.perf_counter()
+      sync(fn())
+      times[name].append(time.perf_counter() - start)
+  return {name: Timing(float(np.median(t)), float(np.percentile(t, 10)),
+                       float(np.percentile(t, 90))) for name, t in times.items()}
+
+
+@dataclasses.dataclass
+class Contender:
+  """One network ready to time: its compiled forward pass and train step (each a call
+  with no arguments), how to wait for their results, and what was measured while
+  preparing them (compile times, GFLOPs, memory, versions)."""
+  forward: Callable[[], object]
+  train: Callable[[], object]
+  sync: Callable[[object], object]
+  facts: dict
+  release: Callable[[], None] = lambda: None  # hands cached device memory back
+
+
+def measure(contenders: dict[str, Contender], warmup: int, repeats: int) -> dict[str, dict]:
+  """Times the forward passes of all `contenders` in turns, then their train steps;
+  returns each one's facts with its `forward` and `train` timings."""
+  out = {name: dict(c.facts) for name, c in contenders.items()}
+  for what in ("forward", "train"):
+    timings = time_interleaved({name: (getattr(c, what), c.sync)
+                                for name, c in contenders.items()}, warmup, repeats)
+    for name, timing in timings.items():
+      out[name][what] = timing.as_dict()
+  return out
 
 
 def device_peak_tflops(device, dtype: str) -> tuple[float | None, str]:
@@ -174,13 +208,12 @@ def setup_step(config: ml_collections.ConfigDict, batch: int):
   return model, data, replicated, schedule, tx, state, inputs
 
 
-def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
-                  repeats: int) -> dict:
-  """Compile, then time the forward pass and the train step of `config.model`."""
+def prepare_jax(config: ml_collections.ConfigDict, batch: int) -> Contender:
+  """Compiles the forward pass and the train step of `config.model` at `batch`."""
   i = config.input
   model, data, replicated, schedule, tx, state, inputs = setup_step(config, batch)
   video = inputs["video"]
-  results = {}
+  facts = {}
 
   def forward(params, batch_stats, video):
     return steps.predict_step(params, batch_stats, video, model=model, input_config=i)
@@ -188,27 +221,31 @@ def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
   start = time.perf_counter()
   fwd = jax.jit(forward, in_shardings=(replicated, replicated, data)).lower(
       state.params, state.batch_stats, video).compile()
-  results["forward_compile_s"] = time.perf_counter() - start
-  results["forward"] = time_fn(lambda: fwd(state.params, state.batch_stats, video),
-                               jax.block_until_ready, warmup, repeats).as_dict()
-  results["forward_gflops_per_clip"] = _flops(fwd) / batch / 1e9
-  results["forward_memory"] = _memory(fwd)
+  facts["forward_compile_s"] = time.perf_counter() - start
+  facts["forward_gflops_per_clip"] = _flops(fwd) / batch / 1e9
+  facts["forward_memory"] = _memory(fwd)
 
   start = time.perf_counter()
   stop = _no_stop(data)
   compiled = _jit_train_step(model, tx, schedule, config, state, replicated, data).lower(
       state, inputs, stop).compile()
-  results["train_compile_s"] = time.perf_counter() - start
+  facts["train_compile_s"] = time.perf_counter() - start
+  facts["train_gflops_per_clip"] = _flops(compiled) / batch / 1e9
+  facts["train_memory"] = _memory(compiled)
   holder = [state]
 
   def run_step():
     holder[0], metrics, _ = compiled(holder[0], inputs, stop)
     return metrics["loss"]
 
-  results["train"] = time_fn(run_step, jax.block_until_ready, warmup, repeats).as_dict()
-  results["train_gflops_per_clip"] = _flops(compiled) / batch / 1e9
-  results["train_memory"] = _memory(compiled)
-  return results
+  return Contender(lambda: fwd(state.params, state.batch_stats, video), run_step,
+                   jax.block_until_ready, facts)
+
+
+def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
+                  repeats: int) -> dict:
+  """Compile, then time the forward pass and the train step of `config.model`."""
+  return measure({"jax": prepare_jax(config, batch)}, warmup, repeats)["jax"]
 
 
 def summarise(name: str, framework: str, r: dict, batch: int, peak: float | None,
@@ -296,25 +333,34 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
   impls = [video_ops.resolve(i, device.platform)
            for i in (conv_impls or [config.model.get("conv_impl", "auto")])]
   rows = []
+  if with_torch:
+    from cost_jax.bench import torch_models  # imports torch
   for variant in variants:
+    # Every implementation of the variant and its PyTorch network, timed in turns.
+    contenders, labels = {}, {}
     for impl in dict.fromkeys(impls):
       c = ml_collections.ConfigDict(config.to_dict())
       c.model.variant, c.model.conv_impl = variant, impl
-      logging.info("benchmarking jax %s (%s), batch %d", variant, impl, batch)
-      rows.append(summarise(variant, "jax", benchmark_jax(c, batch, warmup, repeats),
-                            batch, peak, jax.device_count(), impl))
-      if find_max_batch:
-        rows[-1]["largest_batch"], rows[-1]["largest_batch_note"] = largest_batch(c, batch)
+      logging.info("compiling jax %s (%s), batch %d", variant, impl, batch)
+      contenders[impl] = prepare_jax(c, batch)
+    if with_torch and variant in torch_models.VARIANTS:
+      contenders["torch"] = torch_models.prepare(config, variant, batch, torch_compile)
+    logging.info("timing %s in turns: %s", variant, ", ".join(contenders))
+    for name, r in measure(contenders, warmup, repeats).items():
+      if name == "torch":
+        rows.append(summarise(variant, "torch", r, batch, None, 1))
+      else:
+        rows.append(summarise(variant, "jax", r, batch, peak, jax.device_count(), name))
       print(format_table(rows[-1:]).splitlines()[-1], flush=True)
-  if with_torch:
-    from cost_jax.bench import torch_models  # imports torch
-    for variant in variants:
-      if variant not in torch_models.VARIANTS:
-        continue
-      r = torch_models.benchmark(config, variant, batch, warmup, repeats, time_fn,
-                                 compile_model=torch_compile)
-      rows.append(summarise(variant, "torch", r, batch, None, 1))
-      print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    for contender in contenders.values():
+      contender.release()
+    del contenders
+    if find_max_batch:
+      for row in rows:
+        if row["name"] == variant and row["framework"] == "jax":
+          c = ml_collections.ConfigDict(config.to_dict())
+          c.model.variant, c.model.conv_impl = variant, row["conv_impl"]
+          row["largest_batch"], row["largest_batch_note"] = largest_batch(c, batch)
   i = config.input
   torch_row = next((r for r in rows if r["framework"] == "torch"), {})
   report = {"device": device.device_kind, "platform": device.platform,

@@ -136,9 +136,9 @@ class Recognizer(nn.Module):
 ResNet50 = functools.partial(Recognizer, marked=MARKED)
 
 
-def benchmark(config, variant, batch, warmup, repeats, time_fn,
-              compile_model: bool = False) -> dict:
-  """Forward and train-step timings of the PyTorch network under the same settings.
+def prepare(config, variant, batch, compile_model: bool = False):
+  """The PyTorch network under the same settings, ready to time
+  (`cost_jax.bench.model.Contender`).
 
   Tuned as a PyTorch user would on a GPU: channels-last 3-D weights and inputs, bfloat16
   autocast for a bfloat16 config, `cudnn.benchmark` (each convolution's fastest
@@ -185,18 +185,25 @@ def benchmark(config, variant, batch, warmup, repeats, time_fn,
     opt.step()
     return loss
 
+  from cost_jax.bench.model import Contender  # imports jax; torch_models stays light
+  facts = {"threads": torch.get_num_threads(), "torch_version": torch.__version__,
+           "torch_compile": compile_model}
+  # First calls: kernel selection, allocations (and compilation with torch.compile).
   start = time.perf_counter()
-  sync(forward())  # first call: kernel selection, allocations
-  first = time.perf_counter() - start
-  result = {"forward": time_fn(forward, sync, warmup, repeats).as_dict(),
-            "forward_compile_s": first}
+  sync(forward())
+  facts["forward_compile_s"] = time.perf_counter() - start
   start = time.perf_counter()
   sync(train_step())
-  result["train_compile_s"] = time.perf_counter() - start
-  result["train"] = time_fn(train_step, sync, warmup, repeats).as_dict()
+  facts["train_compile_s"] = time.perf_counter() - start
   if cuda:
-    result["train_memory"] = {"device_peak_bytes": torch.cuda.max_memory_allocated()}
-  result["threads"] = torch.get_num_threads()
-  result["torch_version"] = torch.__version__
-  result["torch_compile"] = compile_model
-  return result
+    facts["train_memory"] = {"device_peak_bytes": torch.cuda.max_memory_allocated()}
+  # torch keeps freed GPU memory cached; the JAX side needs it back afterwards.
+  return Contender(forward, train_step, sync, facts,
+                   release=torch.cuda.empty_cache if cuda else lambda: None)
+
+
+def benchmark(config, variant, batch, warmup, repeats, compile_model: bool = False) -> dict:
+  """Forward and train-step timings of the PyTorch network alone."""
+  from cost_jax.bench.model import measure
+  return measure({"torch": prepare(config, variant, batch, compile_model)},
+                 warmup, repeats)["torch"]
