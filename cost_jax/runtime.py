@@ -41,6 +41,14 @@ def keep_freed_memory(environ=os.environ) -> bool:
   return set_malloc(mmap_max=0, trim_threshold=-1)
 
 
+def malloc_environ(environ=os.environ) -> dict[str, str]:
+  """The environment that gives a child process (not importing `cost_jax`) the malloc
+  settings of `keep_freed_memory`, or the user's `MALLOC_` variables where set."""
+  if "MALLOC_MMAP_MAX_" in environ or "MALLOC_TRIM_THRESHOLD_" in environ:
+    return {}
+  return {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**62)}
+
+
 def set_malloc(**settings: int) -> bool:
   """glibc's `mallopt` for each of `trim_threshold`, `mmap_threshold`, `mmap_max`
   (bytes, or a count for `mmap_max`). Returns whether every setting was made (False

@@ -77,15 +77,27 @@ def test_contenders_are_timed_in_turns():
 
 
 def test_torch_reference_has_the_papers_parameter_counts():
-  pytest.importorskip("torch")
+  torch = pytest.importorskip("torch")
   from cost_jax.bench import torch_models
   counts = {v: sum(p.numel() for p in torch_models.ResNet50(v).parameters())
             for v in ("c2d", "c3d", "costa", "costb")}
   assert counts == {"c2d": 24327632, "c3d": 29013456, "costa": 24333968,
                     "costb": 25085464}
-  # The harness runs it end to end (a thin network, tiny clips).
-  result = torch_models.benchmark(_tiny_config(), "costb", 2, 0, 2)
+  assert benchmark.TORCH_VARIANTS == torch_models.VARIANTS
+  # The harness runs it end to end in its own process (a thin network, tiny clips), with
+  # this process's malloc settings.
+  from cost_jax.bench import torch_process
+  process = torch_process.TorchProcess(_tiny_config(), "costb", 2)
+  environ = open(f"/proc/{process.proc.pid}/environ", "rb").read().split(b"\0")
+  assert b"MALLOC_MMAP_MAX_=0" in environ
+  result = benchmark.measure({"torch": process.contender()}, 0, 2)["torch"]
   assert 0 < result["train"]["median_s"] and 0 < result["forward"]["median_s"]
+  assert result["torch_version"] == torch.__version__ and result["train_compile_s"] > 0
+  process.close()
+  assert process.proc.returncode == 0
+  # A variant it lacks fails with the process's own error.
+  with pytest.raises(RuntimeError, match="no PyTorch reference for 'r2plus1d'"):
+    torch_process.TorchProcess(_tiny_config(), "r2plus1d", 2)
 
 
 def test_largest_batch_search_stops_at_the_memory_limit(monkeypatch):

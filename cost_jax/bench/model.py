@@ -17,12 +17,14 @@ peak, and memory: the device's peak where the backend reports it, else XLA's com
 estimate. On a CPU the "peak" is a large float32 matmul timed in the same run.
 
 Timing excludes compilation: each function is compiled first, run `--warmup` times, then
-timed `--repeats` times, blocking on its result each time. `--find_max_batch` adds the
-largest batch whose training step fits in device memory (doubling from `--batch`; with
-`--remat` it shows what rematerialisation buys). `--torch` also times the PyTorch reference
-networks of `cost_jax.bench.torch_models` (ResNet-50 family, needs torch) with the same
-harness, so that JAX/PyTorch ratios come from one run. Results go to stdout as a table and
-to `--json`.
+timed `--repeats` times, blocking on its result each time. `--torch` also times the
+PyTorch reference networks of `cost_jax.bench.torch_models` (ResNet-50 family, needs
+torch), each in a process of its own (`cost_jax.bench.torch_process`). A variant's
+implementations and its PyTorch network are timed in turns, one call of each per round,
+so that their ratios hold while a shared machine's speed drifts. `--find_max_batch` adds
+the largest batch whose training step fits in device memory (doubling from `--batch`;
+with `--remat` it shows what rematerialisation buys). Results go to stdout as a table
+and to `--json`.
 """
 
 import dataclasses
@@ -41,6 +43,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from cost_jax import cli, models, optim, steps, summary
 from cost_jax.models import video_ops
+
+# The networks `cost_jax.bench.torch_models` has (it imports torch; only its process does).
+TORCH_VARIANTS = ("c2d", "c3d", "c3d_full", "costa", "costb")
 
 # Dense bfloat16 peak TFLOP/s per chip (vendor figures); float32 uses the same table only
 # for TPUs, where XLA runs float32 matmuls through bfloat16 passes by default.
@@ -96,7 +101,7 @@ class Contender:
   train: Callable[[], object]
   sync: Callable[[object], object]
   facts: dict
-  release: Callable[[], None] = lambda: None  # hands cached device memory back
+  release: Callable[[], None] = lambda: None  # frees what it holds (a process)
 
 
 def measure(contenders: dict[str, Contender], warmup: int, repeats: int) -> dict[str, dict]:
@@ -333,8 +338,6 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
   impls = [video_ops.resolve(i, device.platform)
            for i in (conv_impls or [config.model.get("conv_impl", "auto")])]
   rows = []
-  if with_torch:
-    from cost_jax.bench import torch_models  # imports torch
   for variant in variants:
     # Every implementation of the variant and its PyTorch network, timed in turns.
     contenders, labels = {}, {}
@@ -343,8 +346,10 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
       c.model.variant, c.model.conv_impl = variant, impl
       logging.info("compiling jax %s (%s), batch %d", variant, impl, batch)
       contenders[impl] = prepare_jax(c, batch)
-    if with_torch and variant in torch_models.VARIANTS:
-      contenders["torch"] = torch_models.prepare(config, variant, batch, torch_compile)
+    if with_torch and variant in TORCH_VARIANTS:
+      from cost_jax.bench import torch_process
+      contenders["torch"] = torch_process.TorchProcess(config, variant, batch,
+                                                        torch_compile).contender()
     logging.info("timing %s in turns: %s", variant, ", ".join(contenders))
     for name, r in measure(contenders, warmup, repeats).items():
       if name == "torch":

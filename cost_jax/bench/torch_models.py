@@ -7,10 +7,18 @@ MMAction2 checkpoints (docs/design.md §3b), so that it is also the reference th
 import is tested against. Used by `python -m cost_jax.bench.model --torch` and the tests;
 needs `pip install torch` (CPU or CUDA build), and only this module imports it, when the
 PyTorch side is asked for.
+
+The benchmark runs it in a process of its own, as PyTorch's users do, started as
+`python torch_models.py --serve` (`cost_jax.bench.torch_process`): that process imports
+torch and this file only, never `cost_jax` or JAX.
 """
 
 import functools
+import json
+import sys
 import time
+import traceback
+import types
 
 import torch
 import torch.nn.functional as F
@@ -136,9 +144,10 @@ class Recognizer(nn.Module):
 ResNet50 = functools.partial(Recognizer, marked=MARKED)
 
 
-def prepare(config, variant, batch, compile_model: bool = False):
-  """The PyTorch network under the same settings, ready to time
-  (`cost_jax.bench.model.Contender`).
+def prepare(config, variant, batch, compile_model: bool = False) -> dict:
+  """The PyTorch network under the same settings, ready to time: `forward` and `train`
+  (calls without arguments), `sync` (waits for a result) and `facts` (first-call times,
+  versions, GPU memory).
 
   Tuned as a PyTorch user would on a GPU: channels-last 3-D weights and inputs, bfloat16
   autocast for a bfloat16 config, `cudnn.benchmark` (each convolution's fastest
@@ -185,7 +194,6 @@ def prepare(config, variant, batch, compile_model: bool = False):
     opt.step()
     return loss
 
-  from cost_jax.bench.model import Contender  # imports jax; torch_models stays light
   facts = {"threads": torch.get_num_threads(), "torch_version": torch.__version__,
            "torch_compile": compile_model}
   # First calls: kernel selection, allocations (and compilation with torch.compile).
@@ -197,13 +205,43 @@ def prepare(config, variant, batch, compile_model: bool = False):
   facts["train_compile_s"] = time.perf_counter() - start
   if cuda:
     facts["train_memory"] = {"device_peak_bytes": torch.cuda.max_memory_allocated()}
-  # torch keeps freed GPU memory cached; the JAX side needs it back afterwards.
-  return Contender(forward, train_step, sync, facts,
-                   release=torch.cuda.empty_cache if cuda else lambda: None)
+  return {"forward": forward, "train": train_step, "sync": sync, "facts": facts}
 
 
-def benchmark(config, variant, batch, warmup, repeats, compile_model: bool = False) -> dict:
-  """Forward and train-step timings of the PyTorch network alone."""
-  from cost_jax.bench.model import measure
-  return measure({"torch": prepare(config, variant, batch, compile_model)},
-                 warmup, repeats)["torch"]
+def _namespace(d):
+  return types.SimpleNamespace(**{k: _namespace(v) if isinstance(v, dict) else v
+                                  for k, v in d.items()})
+
+
+def serve(stdin=sys.stdin, stdout=sys.stdout):
+  """The benchmark's PyTorch process: reads one JSON line `{"config": {...}, "variant",
+  "batch", "compile"}`, prepares the network and answers its facts, then runs each
+  command line (`forward` or `train`; `exit` or end of input stops), answering
+  `{"ok": true}` once the result is ready, or `{"error": traceback}`. Answers are the
+  lines of `stdout` that start with `{`; anything else printed goes to stderr."""
+  sys.stdout = sys.stderr
+
+  def answer(**message):
+    stdout.write(json.dumps(message) + "\n")
+    stdout.flush()
+
+  try:
+    spec = json.loads(stdin.readline())
+    p = prepare(_namespace(spec["config"]), spec["variant"], spec["batch"], spec["compile"])
+  except Exception:  # reported to the parent, which raises it
+    answer(error=traceback.format_exc())
+    return
+  answer(facts=p["facts"])
+  for line in stdin:
+    command = line.strip()
+    if command == "exit":
+      break
+    try:
+      p["sync"](p[command]())
+      answer(ok=True)
+    except Exception:
+      answer(error=traceback.format_exc())
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:
+  serve()
