@@ -94,38 +94,9 @@ def _subsample(x, axis: int, stride: int, pad: tuple[int, int]):
   return _taps(x, axis, 1, stride, pad)[0]
 
 
-def _conv2d_plain(x, kernel, strides, padding):
+def _conv2d(x, kernel, strides, padding):
   return jax.lax.conv_general_dilated(x, kernel, tuple(strides), tuple(padding),
                                       dimension_numbers=_DN_2D)
-
-
-def _kernel_grad_apart(f):
-  """`f(x, kernel)`, linear in each, whose kernel gradient reads `x` and the output
-  gradient through an optimisation barrier. XLA:CPU computes a kernel gradient from
-  transposed copies of both; fused into the producers of `x` and of the gradient (a
-  BatchNorm backward, say), the transposed writes took 130 ms for a 51 MB activation,
-  against 6 ms for the same transpose on its own."""
-  @jax.custom_vjp
-  def g(x, kernel):
-    return f(x, kernel)
-
-  def fwd(x, kernel):
-    return f(x, kernel), (x, kernel)
-
-  def bwd(res, dy):
-    x, kernel = res
-    dx = jax.vjp(lambda x: f(x, kernel), x)[1](dy)[0]
-    x_apart, dy_apart = jax.lax.optimization_barrier((x, dy))
-    dk = jax.vjp(lambda k: f(x_apart, k), kernel)[1](dy_apart)[0]
-    return dx, dk
-
-  g.defvjp(fwd, bwd)
-  return g
-
-
-def _conv2d(x, kernel, strides, padding):
-  f = lambda x, k: _conv2d_plain(x, k, strides, padding)
-  return _kernel_grad_apart(f)(x, kernel)
 
 
 @jax.custom_vjp
