@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
 
 IMPLS = ("auto", "3d", "2d")
-# What "auto" runs, per platform. CPU: "2d", 2.6x to 3.1x faster train steps of every R50
+# What "auto" runs, per platform. CPU: "2d", 2.7x to 3.5x faster train steps of every R50
 # variant than "3d" on the 2-core CPU (`python -m cost_jax.bench.model ... --conv_impl=3d,2d`,
 # docs/performance.md). GPU and TPU: "3d" until measured there (benchmarks/gpu.sh).
 AUTO = {"cpu": "2d"}
