@@ -101,6 +101,8 @@ class Contender:
   train: Callable[[], object]
   sync: Callable[[object], object]
   facts: dict
+  # What to add to the facts once `forward` or `train` has been timed (device memory).
+  after: Callable[[str], dict] = lambda what: {}
   release: Callable[[], None] = lambda: None  # frees what it holds (a process)
 
 
@@ -113,6 +115,7 @@ def measure(contenders: dict[str, Contender], warmup: int, repeats: int) -> dict
                                 for name, c in contenders.items()}, warmup, repeats)
     for name, timing in timings.items():
       out[name][what] = timing.as_dict()
+      out[name].update(contenders[name].after(what))
   return out
 
 
@@ -228,7 +231,6 @@ def prepare_jax(config: ml_collections.ConfigDict, batch: int) -> Contender:
       state.params, state.batch_stats, video).compile()
   facts["forward_compile_s"] = time.perf_counter() - start
   facts["forward_gflops_per_clip"] = _flops(fwd) / batch / 1e9
-  facts["forward_memory"] = _memory(fwd)
 
   start = time.perf_counter()
   stop = _no_stop(data)
@@ -236,15 +238,16 @@ def prepare_jax(config: ml_collections.ConfigDict, batch: int) -> Contender:
       state, inputs, stop).compile()
   facts["train_compile_s"] = time.perf_counter() - start
   facts["train_gflops_per_clip"] = _flops(compiled) / batch / 1e9
-  facts["train_memory"] = _memory(compiled)
   holder = [state]
 
   def run_step():
     holder[0], metrics, _ = compiled(holder[0], inputs, stop)
     return metrics["loss"]
 
+  # The device's peak memory once each has run (where the backend reports it).
+  after = lambda what: {f"{what}_memory": _memory(fwd if what == "forward" else compiled)}
   return Contender(lambda: fwd(state.params, state.batch_stats, video), run_step,
-                   jax.block_until_ready, facts)
+                   jax.block_until_ready, facts, after)
 
 
 def benchmark_jax(config: ml_collections.ConfigDict, batch: int, warmup: int,
