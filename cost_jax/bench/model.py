@@ -343,9 +343,9 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
   rows = []
   for variant in variants:
     # Every implementation of the variant and its PyTorch network, timed in turns.
-    contenders, labels = {}, {}
+    contenders, configs, jax_rows = {}, {}, {}
     for impl in dict.fromkeys(impls):
-      c = ml_collections.ConfigDict(config.to_dict())
+      c = configs[impl] = ml_collections.ConfigDict(config.to_dict())
       c.model.variant, c.model.conv_impl = variant, impl
       logging.info("compiling jax %s (%s), batch %d", variant, impl, batch)
       contenders[impl] = prepare_jax(c, batch)
@@ -359,16 +359,14 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
         rows.append(summarise(variant, "torch", r, batch, None, 1))
       else:
         rows.append(summarise(variant, "jax", r, batch, peak, jax.device_count(), name))
+        jax_rows[name] = rows[-1]
       print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     for contender in contenders.values():
       contender.release()
     del contenders
     if find_max_batch:
-      for row in rows:
-        if row["name"] == variant and row["framework"] == "jax":
-          c = ml_collections.ConfigDict(config.to_dict())
-          c.model.variant, c.model.conv_impl = variant, row["conv_impl"]
-          row["largest_batch"], row["largest_batch_note"] = largest_batch(c, batch)
+      for impl, row in jax_rows.items():
+        row["largest_batch"], row["largest_batch_note"] = largest_batch(configs[impl], batch)
   i = config.input
   torch_row = next((r for r in rows if r["framework"] == "torch"), {})
   report = {"device": device.device_kind, "platform": device.platform,
