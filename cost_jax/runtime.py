@@ -36,16 +36,21 @@ def keep_freed_memory(environ=os.environ) -> bool:
   process (trimming off, `mallopt(M_TRIM_THRESHOLD, -1)`), so it holds its peak memory.
   A `MALLOC_MMAP_MAX_` or `MALLOC_TRIM_THRESHOLD_` that the user set keeps precedence.
   Returns whether the setting was made (glibc only)."""
-  if "MALLOC_MMAP_MAX_" in environ or "MALLOC_TRIM_THRESHOLD_" in environ:
+  if _user_set_malloc(environ):
     return False
   return set_malloc(mmap_max=0, trim_threshold=-1)
+
+
+def _user_set_malloc(environ) -> bool:
+  return "MALLOC_MMAP_MAX_" in environ or "MALLOC_TRIM_THRESHOLD_" in environ
 
 
 def malloc_environ(environ=os.environ) -> dict[str, str]:
   """The environment that gives a child process (not importing `cost_jax`) the malloc
   settings of `keep_freed_memory`, or the user's `MALLOC_` variables where set."""
-  if "MALLOC_MMAP_MAX_" in environ or "MALLOC_TRIM_THRESHOLD_" in environ:
+  if _user_set_malloc(environ):
     return {}
+  # glibc reads these at start-up; a threshold past any heap stands for mallopt's -1.
   return {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**62)}
 
 
