@@ -49,8 +49,8 @@ def raw_tf_data(dataset, config, batch: int):
   from cost_jax.data import pipeline
   n = config.input.num_frames
   ds = pipeline.read_records(dataset.tfds_builder(), config.dataset.train_split).repeat()
-  ds = ds.map(lambda ex: pipeline.decode_frames(ex["video"], tf.range(n) % tf.shape(
-      ex["video"])[0]), num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.map(pipeline.plain(lambda ex: pipeline.decode_frames(
+      ex["video"], tf.range(n) % tf.shape(ex["video"])[0])), num_parallel_calls=tf.data.AUTOTUNE)
   return ds.batch(batch).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 
 
