@@ -45,8 +45,19 @@ def config_differences(old, new) -> list[str]:
           if a.get(k) != b.get(k)]
 
 
+def _write_replicas_whole():
+  """Each array is written by one replica, whole. Orbax's default on CPUs and TPUs splits
+  a replicated array among its replicas, and each device compiles a slicing function for
+  each shape at the first save: on 8 CPU devices, 7.6 s of a tiny network's first save
+  (then 0.03 s), for states of at most a few hundred MB that one host writes in moments.
+  (Orbax keeps handlers in one registry per process; this one applies to all of it.)"""
+  ocp.type_handlers.register_type_handler(
+      jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
+
+
 def checkpoint_manager(workdir, config=None) -> ocp.CheckpointManager:
   """The workdir's checkpoints; `config` sets how many are kept (reading needs none)."""
+  _write_replicas_whole()
   options = (ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
                                           enable_async_checkpointing=True)
              if config is not None else None)
