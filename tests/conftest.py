@@ -77,6 +77,27 @@ def kinetics3(kinetics_files, tmp_path_factory):
   return _build_kinetics3(kinetics_files, data_dir), kinetics_files[2]
 
 
+# Modules whose tests share an expensive fixture, by the name of what they share: each
+# group runs in one xdist worker, so that the fixture is built once, not once in each
+# worker that draws one of its tests (the two-process run of test_multihost took 45 s
+# of 2 cores a time). Every other test is scheduled alone.
+SHARED_FIXTURES = {"tests/test_multihost.py": "straight", "tests/test_study.py": "tiny_study",
+                   "tests/test_datasets.py": "kinetics3", "tests/test_pipeline.py": "kinetics3",
+                   "tests/test_official_splits.py": "ucf_split1"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+  # A scheduler of xdist's, not `--dist loadgroup`: its `xdist_group` marks are ignored
+  # with pytest 9.2 (pytest-xdist issue 1386).
+  from xdist.scheduler import LoadScopeScheduling
+
+  class SharedFixtureScheduling(LoadScopeScheduling):
+    def _split_scope(self, nodeid):
+      return SHARED_FIXTURES.get(nodeid.split("::", 1)[0], nodeid)
+
+  return SharedFixtureScheduling(config, log)
+
+
 def random_variables(model, x, seed=1):
   """Variables of `model` for inputs like `x`, drawn here with NumPy instead of by
   `model.init`, which XLA compiles for longer than the network itself (the tests check
