@@ -52,7 +52,8 @@ _CONFIG_NAME = flags.DEFINE_string("config_name", None,
                                    "video_folder: dataset name; synthetic_motion: config.")
 _SHORT_SIDE = flags.DEFINE_integer("short_side", 256, "Stored short side in pixels (0 keeps).")
 _FPS = flags.DEFINE_float("fps", 0.0, "Resample to this frame rate (0 keeps the native one).")
-_NUM_WORKERS = flags.DEFINE_integer("num_workers", None, "Decoding processes (default: cores).")
+_NUM_WORKERS = flags.DEFINE_integer("num_workers", None, "Decoding processes (default: cores; "
+                                    "one per 16 videos to decode at most).")
 _KEEP_CACHE = flags.DEFINE_bool("keep_cache", False, "Keep decoded videos after the build.")
 _FILE_FORMAT = flags.DEFINE_enum("file_format", "tfrecord", ["tfrecord", "array_record"],
                                  "Shards for the tf_data (tfrecord) or grain "

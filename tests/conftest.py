@@ -65,7 +65,8 @@ def _build_kinetics3(kinetics_files, data_dir, **kwargs):
   videos, annotations, _ = kinetics_files
   config = KineticsConfig(name="3", num_classes=3)
   builder = Kinetics(config=config, videos_dir=str(videos), annotations_dir=str(annotations),
-                     data_dir=str(data_dir), num_workers=2,
+                     # Two decoding processes, not this one: their path is tested here.
+                     data_dir=str(data_dir), num_workers=2, videos_per_worker=1,
                      decode_options=DecodeOptions(short_side=SHORT_SIDE), **kwargs)
   builder.download_and_prepare()
   return builder

@@ -46,6 +46,7 @@ def test_the_readme_command_builds_a_small_messy_tree(messy_tree, tmp_path):
                         f"--data_dir={data_dir}")
   assert first.returncode == 0, first.stderr
   assert "--config.dataset.name=video_folder/default" in first.stdout
+  assert "decoding 6 in this process" in first.stderr  # too few to start workers for
   second = processes.run("cost_jax.prepare", "video_folder", f"--videos={messy_tree}",
                          "--config_name=mine", f"--data_dir={data_dir}")
   assert second.returncode == 0, second.stderr
