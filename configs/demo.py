@@ -3,7 +3,7 @@ r"""The demo: a tiny CoST(b) network on the built-in `synthetic_motion` dataset.
   python -m cost_jax.main --config=configs/demo.py --workdir=/tmp/cost_demo
 
 Builds the dataset on first use (seconds, no download) and trains on a laptop CPU in a few
-minutes (2 min 43 s on 2 cores, dataset and test included; video top-1 0.99 to 1.0 over
+minutes (1 min 45 s on 2 cores, dataset and test included; video top-1 0.99 to 1.0 over
 seeds, docs/training.md). The classes differ only in the
 order of frames, so chance is 1/8 and a network that ignores time cannot beat it: with
 `--config.model.variant=c2d` the same run ended at 7.8%.
@@ -42,7 +42,7 @@ def get_config():
 
   config.batch_size = 32
   config.eval_batch_size = 32
-  config.num_epochs = 32          # 1,024 steps: about 3 minutes on 2 CPU cores
+  config.num_epochs = 32          # 1,024 steps: about 2 minutes on 2 CPU cores
   config.log_every_steps = 32
   config.eval_every_steps = 128
   config.checkpoint_every_steps = 128
