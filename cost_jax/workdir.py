@@ -51,8 +51,12 @@ def _write_replicas_whole():
   each shape at the first save: on 8 CPU devices, 7.6 s of a tiny network's first save
   (then 0.03 s), for states of at most a few hundred MB that one host writes in moments.
   (Orbax keeps handlers in one registry per process; this one applies to all of it.)"""
+  # Orbax registers its default handler with an array metadata store (not exported).
+  from orbax.checkpoint._src.metadata import array_metadata_store
   ocp.type_handlers.register_type_handler(
-      jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
+      jax.Array, ocp.type_handlers.ArrayHandler(
+          use_replica_parallel=False, array_metadata_store=array_metadata_store.Store()),
+      override=True)
 
 
 def checkpoint_manager(workdir, config=None) -> ocp.CheckpointManager:

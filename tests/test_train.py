@@ -204,3 +204,29 @@ def test_repeated_validation_compiles_once(synthetic_tiny):
   first, second = evaluate.validate(exp, state), evaluate.validate(exp, state)
   assert first == second
   assert exp.compiled["predict"]._cache_size() == 1
+
+
+def test_the_first_checkpoint_save_compiles_nothing(tmp_path):
+  """Each replicated array is written whole by one replica: orbax's replica-parallel
+  default compiled a slicing function per array shape and device at the first save
+  (7.6 s of a tiny network's on these 8 devices)."""
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  kernel = jax.device_put(np.arange(120, dtype=np.float32).reshape(3, 5, 8), replicated)
+  lowered = []
+
+  def listen(event, duration, **kwargs):
+    del duration, kwargs
+    if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+      lowered.append(event)
+
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    manager = workdir.checkpoint_manager(tmp_path)
+    manager.save(0, args=ocp.args.StandardSave({"params": {"kernel": kernel}}))
+    manager.wait_until_finished()
+    manager.close()
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
+  assert not lowered
+  np.testing.assert_array_equal(_restore_params(tmp_path, 0)[1]["kernel"], kernel)
