@@ -80,8 +80,8 @@ def kinetics3(kinetics_files, tmp_path_factory):
 
 # Modules whose tests share an expensive fixture, by the name of what they share: each
 # group runs in one xdist worker, so that the fixture is built once, not once in each
-# worker that draws one of its tests (the two-process run of test_multihost took 45 s
-# of 2 cores a time). Every other test is scheduled alone.
+# worker that draws one of its tests (the two-process run of test_multihost takes 45 s
+# of both cores). Every other test is scheduled alone.
 SHARED_FIXTURES = {"tests/test_multihost.py": "straight", "tests/test_study.py": "tiny_study",
                    "tests/test_datasets.py": "kinetics3", "tests/test_pipeline.py": "kinetics3",
                    "tests/test_official_splits.py": "ucf_split1"}

@@ -209,7 +209,7 @@ def test_repeated_validation_compiles_once(synthetic_tiny):
 def test_the_first_checkpoint_save_compiles_nothing(tmp_path):
   """Each replicated array is written whole by one replica: orbax's replica-parallel
   default compiled a slicing function per array shape and device at the first save
-  (7.6 s of a tiny network's on these 8 devices)."""
+  (7.6 s of a tiny network's first save on these 8 devices)."""
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   kernel = jax.device_put(np.arange(120, dtype=np.float32).reshape(3, 5, 8), replicated)

@@ -122,7 +122,7 @@ class VideoDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     self._videos_dir, self._annotations_dir = videos_dir, annotations_dir
     self._decode_options = decode_options or DecodeOptions()
     self._num_workers = num_workers or os.cpu_count() or 1
-    self._videos_per_worker = videos_per_worker
+    self._videos_per_worker = max(1, videos_per_worker)
     self._keep_cache = keep_cache
     self._skipped: list[dict] = []
     super().__init__(**kwargs)
