@@ -50,7 +50,7 @@ DCT = "INTEGER_ACCURATE"
 def plain(fn):
   """`fn` for `Dataset.map` as written, without AutoGraph's conversion: the pipeline's
   functions are plain TensorFlow (no Python control flow on tensors), and converting
-  them took about 2.5 s of every start-up on the 2-core CPU."""
+  them took 2.6 s of every training process's start-up on the 2-core CPU."""
   return tf.autograph.experimental.do_not_convert(fn)
 
 

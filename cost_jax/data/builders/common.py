@@ -1,14 +1,14 @@
 """What every video dataset builder shares: features, a parallel restartable build, skips.
 
 Building decodes each video file once, in worker processes (`num_workers`, default every
-core), into a per-file cache file under `DATA_DIR/_build_cache/NAME/CONFIG/` (`.pkl`
+core, at most one per `VIDEOS_PER_WORKER` videos to decode; fewer than two: in this
+process), into a per-file cache file under `DATA_DIR/_build_cache/NAME/CONFIG/` (`.pkl`
 frames, or a `.skip` file with the reason it cannot be used); an interrupted build run
-again reuses every cached video and only decodes the rest, and videos that another
-config of the same dataset already holds (`ucf101/split1` when building `split2`) are
-copied from it, not decoded again. Videos that are missing or
-cannot be decoded are skipped, never fatal, and listed with their reason in
-`skipped.json` inside the dataset's version folder; a split left with no usable video is
-left out of the dataset, with a notice.
+again reuses every cached video and only decodes the rest, and videos that another config
+of the same dataset already holds (`ucf101/split1` when building `split2`) are copied from
+it, not decoded again. Videos that are missing or cannot be decoded are skipped, never
+fatal, and listed with their reason in `skipped.json` inside the dataset's version folder;
+a split left with no usable video is left out of the dataset, with a notice.
 """
 
 import concurrent.futures
