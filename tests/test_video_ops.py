@@ -33,6 +33,13 @@ CONV_CASES = [
     ((3, 1, 3), (2, 2, 2), ((1, 1), (0, 0), (1, 1))),      # CoST's T-W view
     ((3, 3, 1), (1, 2, 1), ((1, 1), (1, 1), (0, 0))),      # CoST's T-H view
     ((2, 1, 3), (1, 1, 2), ((0, 1), (1, 0), (2, 0))),
+    # (frames, in, out channels) other than (7, 3, 4): no more outputs than inputs (the
+    # taps' outputs summed shifted in time), and clips whose padding some taps only read.
+    ((3, 1, 1), (1, 1, 1), ((1, 1), (0, 0), (0, 0)), (7, 4, 3)),
+    ((3, 3, 3), (1, 2, 2), ((2, 0), (1, 1), (0, 1)), (7, 4, 4)),
+    ((3, 3, 3), (1, 1, 1), ((1, 1),) * 3, (1, 4, 3)),        # one frame: the middle tap
+    ((3, 1, 3), (1, 1, 1), ((1, 1), (0, 0), (1, 1)), (1, 3, 4)),
+    ((5, 1, 1), (1, 1, 1), ((4, 0), (0, 0), (0, 0)), (2, 4, 3)),
 ]
 
 
@@ -43,10 +50,13 @@ def _close(a, b, rtol=1e-5):
   np.testing.assert_allclose(a, b, rtol=0, atol=rtol * max(np.abs(a).max(), 1e-30))
 
 
-@pytest.mark.parametrize("kernel,strides,padding", CONV_CASES)
-def test_conv_2d_equals_conv_3d_forward_and_backward(kernel, strides, padding):
-  x = jax.random.normal(jax.random.key(0), (2, 7, 9, 8, 3))
-  w = jax.random.normal(jax.random.key(1), kernel + (3, 4)) / np.sqrt(np.prod(kernel) * 3)
+@pytest.mark.parametrize("kernel,strides,padding,sizes",
+                         [case + ((7, 3, 4),) * (len(case) == 3) for case in CONV_CASES])
+def test_conv_2d_equals_conv_3d_forward_and_backward(kernel, strides, padding, sizes):
+  frames, c_in, c_out = sizes
+  x = jax.random.normal(jax.random.key(0), (2, frames, 9, 8, c_in))
+  w = (jax.random.normal(jax.random.key(1), kernel + (c_in, c_out))
+       / np.sqrt(np.prod(kernel) * c_in))
   probe = jax.random.normal(jax.random.key(2), video_ops.conv(x, w, strides, padding,
                                                                "3d").shape)
 
@@ -60,6 +70,15 @@ def test_conv_2d_equals_conv_3d_forward_and_backward(kernel, strides, padding):
   _close(y2, y3)
   _close(gx2, gx3)
   _close(gw2, gw3)
+
+
+def test_conv_2d_skips_taps_that_read_only_padding():
+  # A 3x3x3 kernel over a clip of one frame (CoST's res5 at 8x112^2): only the middle
+  # temporal tap reads the frame, so a 3x3 convolution with a third of the kernel runs.
+  x, w = jnp.ones((2, 1, 4, 4, 8)), jnp.ones((3, 3, 3, 8, 8))
+  jaxpr = jax.make_jaxpr(lambda x, w: video_ops.conv(x, w, 1, "SAME", "2d"))(x, w)
+  convs = [e for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
+  assert [e.invars[1].aval.shape for e in convs] == [(3, 3, 8, 8)]
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])

@@ -12,9 +12,12 @@ through this module; `impl` (`config.model.conv_impl`) picks how, never what:
                                 transposed): CoST's T-W and T-H views, "after a simple
                                 reshaping", as the paper puts it
             k_t x k_h x k_w     one 2-D convolution of the frames, their k_t temporal
-                                taps side by side in channels
-            k_t x 1 x 1         a matrix product over channels (the k_t temporal taps
-                                side by side)
+                                taps side by side in channels, or (temporal stride 1,
+                                no more output channels than input ones) one 2-D
+                                convolution giving k_t outputs per frame, summed
+                                shifted in time
+            k_t x 1 x 1         a matrix product over channels, in the same two forms
+          Temporal taps that read only padding (a clip of one frame) are skipped.
           and pools as a 2-D pool over frames followed by a 1-D pool over time.
   "auto"  the faster of the two on the platform that runs it (`AUTO`, measured).
 
@@ -145,30 +148,78 @@ def _over_planes(x, kernel2d, other: int, strides, padding):
   return jnp.moveaxis(y.reshape((n, o) + y.shape[1:]), 1, other)
 
 
+def _live_taps(kernel, size: int, pad: tuple[int, int]):
+  """The kernel without its leading and trailing temporal taps that read only padding
+  at temporal stride 1 (k_t = 3 over a clip of one frame: the middle tap), and the
+  padding that keeps every output where it was."""
+  kt, lo, hi = kernel.shape[0], pad[0], pad[1]
+  out = size + lo + hi - kt + 1
+  if out < 1:
+    return kernel, pad
+  first, last = max(0, lo - out + 1), min(kt - 1, lo + size - 1)
+  if (first, last) == (0, kt - 1):
+    return kernel, pad
+  return kernel[first:last + 1], (lo - first, hi - (kt - 1 - last))
+
+
+def _taps_side_by_side(x, kt: int, stride: int, pad: tuple[int, int]):
+  """`(N, T', ..., k_t * I)`: the temporal taps each output reads, side by side in
+  channels, for a kernel whose taps are stacked likewise (`_stack_taps(kernel, 2)`)."""
+  taps = _taps(x, 1, kt, stride, pad)
+  return taps[0] if kt == 1 else jnp.concatenate(taps, axis=-1)
+
+
+def _shifted_sum(z, kt: int, pad: tuple[int, int]):
+  """`y[:, t] = sum_d z_d[:, t + d - lo]` (zero outside the clip), for `z (N, T, ...,
+  k_t * O)` holding the k_t taps' outputs `z_d` of every frame side by side: a k_t x 1
+  x 1 window at temporal stride 1 applied after the channel contraction."""
+  z = _pad_axis(z.reshape(z.shape[:-1] + (kt, z.shape[-1] // kt)), 1, pad)
+  out = z.shape[1] - kt + 1
+  return sum(z[:, d:d + out, ..., d, :] for d in range(kt))
+
+
+def _stack_taps(kernel, axis: int):
+  """`(k_t, k_h, k_w, I, O)` -> `(k_h, k_w, ...)` with the k_t taps merged into the
+  input (`axis=2`: `k_t * I`) or output (`axis=3`: `k_t * O`) channels, tap-major."""
+  kt, kh, kw, c_in, c_out = kernel.shape
+  return jnp.moveaxis(kernel, 0, axis).reshape((kh, kw) + ((kt * c_in, c_out) if axis == 2
+                                                           else (c_in, kt * c_out)))
+
+
+def _contract(x, kernel, strides, padding, channels):
+  """`channels(x, kernel2d)`: the frames' k_h x k_w x I contraction, for a kernel of
+  k_t temporal taps, in the form that writes less: the taps' inputs side by side
+  (k_t * I channels in), or, at temporal stride 1 with no more output channels than
+  input ones, the taps' outputs side by side (k_t * O out) summed shifted in time. On
+  the 2-core CPU the second took 0.40x to 0.95x the first's forward time for the R50's
+  3 x 1 x 1 and 3 x 3 x 3 layers and up to 0.84x its train step (docs/performance.md)."""
+  kt, _, _, c_in, c_out = kernel.shape
+  if strides[0] == 1 and kt > 1 and c_out <= c_in:
+    return _shifted_sum(channels(x, _stack_taps(kernel, 3)), kt, padding[0])
+  return channels(_taps_side_by_side(x, kt, strides[0], padding[0]), _stack_taps(kernel, 2))
+
+
 def _over_time(x, kernel, strides, padding):
-  """k_t x 1 x 1: one matrix product over channels, the k_t temporal taps side by side
-  (`(N, T', H', W', k_t * I) @ (k_t * I, O)`)."""
+  """k_t x 1 x 1: matrix products over channels (`_contract`)."""
   x = _subsample(_subsample(x, 2, strides[1], padding[1]), 3, strides[2], padding[2])
-  taps = _taps(x, 1, kernel.shape[0], strides[0], padding[0])
-  x = taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
-  return _matmul(x, kernel.reshape(-1, kernel.shape[-1]))
+  return _contract(x, kernel, strides, padding, lambda x, k: _matmul(x, k[0, 0]))
 
 
 def conv_2d(x, kernel, strides, padding):
   """`conv_3d` computed by 2-D convolutions and matrix products (module docstring)."""
-  kt, kh, kw, c_in, c_out = kernel.shape
+  if strides[0] == 1:
+    kernel, pad_t = _live_taps(kernel, x.shape[1], padding[0])
+    padding = (pad_t,) + tuple(padding[1:])
+  kt, kh, kw = kernel.shape[:3]
   if kh == kw == 1:
     return _over_time(x, kernel, strides, padding)
   if kt > 1 and kh == 1:
     return _over_planes(x, kernel[:, 0], 2, strides, padding)
   if kt > 1 and kw == 1:
     return _over_planes(x, kernel[:, :, 0], 3, strides, padding)
-  # The temporal taps side by side in channels: one 2-D convolution of the frames with
-  # a (k_h, k_w, k_t * I, O) kernel (faster than k_t convolutions summed).
-  taps = _taps(x, 1, kt, strides[0], padding[0])
-  frames = taps[0] if kt == 1 else jnp.concatenate(taps, axis=-1)
-  kernel = jnp.moveaxis(kernel, 0, 2).reshape(kh, kw, kt * c_in, c_out)
-  return _over_frames(frames, kernel, strides[1:], padding[1:])
+  # One 2-D convolution of the frames (faster than k_t convolutions summed).
+  return _contract(x, kernel, strides, padding,
+                   lambda x, k: _over_frames(x, k, strides[1:], padding[1:]))
 
 
 def conv_3d(x, kernel, strides, padding):
