@@ -175,7 +175,10 @@ def _shifted_sum(z, kt: int, pad: tuple[int, int]):
   x 1 window at temporal stride 1 applied after the channel contraction."""
   z = _pad_axis(z.reshape(z.shape[:-1] + (kt, z.shape[-1] // kt)), 1, pad)
   out = z.shape[1] - kt + 1
-  return sum(z[:, d:d + out, ..., d, :] for d in range(kt))
+  y = z[:, :out, ..., 0, :]
+  for d in range(1, kt):
+    y = y + z[:, d:d + out, ..., d, :]
+  return y
 
 
 def _stack_taps(kernel, axis: int):
@@ -191,8 +194,9 @@ def _contract(x, kernel, strides, padding, channels):
   k_t temporal taps, in the form that writes less: the taps' inputs side by side
   (k_t * I channels in), or, at temporal stride 1 with no more output channels than
   input ones, the taps' outputs side by side (k_t * O out) summed shifted in time. On
-  the 2-core CPU the second took 0.40x to 0.95x the first's forward time for the R50's
-  3 x 1 x 1 and 3 x 3 x 3 layers and up to 0.84x its train step (docs/performance.md)."""
+  a 2-vCPU AMD EPYC the second took 0.62x to 0.98x the first's forward time for the
+  R50's 3 x 1 x 1 and 3 x 3 x 3 layers, 0.82x to 1.11x its train-like step, and 0.78x
+  to 0.96x the whole C3D, 3x3x3 C3D and CoST(a) train steps (docs/performance.md)."""
   kt, _, _, c_in, c_out = kernel.shape
   if strides[0] == 1 and kt > 1 and c_out <= c_in:
     return _shifted_sum(channels(x, _stack_taps(kernel, 3)), kt, padding[0])
