@@ -17,8 +17,9 @@ through this module; `impl` (`config.model.conv_impl`) picks how, never what:
                                 convolution giving k_t outputs per frame, summed
                                 shifted in time
             k_t x 1 x 1         a matrix product over channels, in the same two forms
-          Temporal taps that read only padding (a clip of one frame) are skipped.
           and pools as a 2-D pool over frames followed by a 1-D pool over time.
+          Temporal taps that read only padding (3 x 3 x 3 over a clip of one frame)
+          are left out.
   "auto"  the faster of the two on the platform that runs it (`AUTO`, measured).
 
 Strides and padding apply on every axis in every form; parameters are identical (the
