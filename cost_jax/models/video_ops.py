@@ -174,11 +174,10 @@ def _shifted_sum(z, kt: int, pad: tuple[int, int]):
   """`y[:, t] = sum_d z_d[:, t + d - lo]` (zero outside the clip), for `z (N, T, ...,
   k_t * O)` holding the k_t taps' outputs `z_d` of every frame side by side: a k_t x 1
   x 1 window at temporal stride 1 applied after the channel contraction."""
-  z = _pad_axis(z.reshape(z.shape[:-1] + (kt, z.shape[-1] // kt)), 1, pad)
-  out = z.shape[1] - kt + 1
-  y = z[:, :out, ..., 0, :]
+  taps = _taps(z.reshape(z.shape[:-1] + (kt, z.shape[-1] // kt)), 1, kt, 1, pad)
+  y = taps[0][..., 0, :]
   for d in range(1, kt):
-    y = y + z[:, d:d + out, ..., d, :]
+    y = y + taps[d][..., d, :]
   return y
 
 
