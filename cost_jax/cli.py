@@ -2,7 +2,10 @@
 override, and any `errors.UserError`, in one line instead of a traceback. absl only at
 import (no JAX, no TensorFlow)."""
 
+import atexit
+import os
 import sys
+import threading
 
 from absl import app
 
@@ -53,4 +56,26 @@ def run(main) -> None:
         multihost.abandon(e)
       raise
 
-  app.run(guarded, flags_parser=parse_flags)
+  try:
+    app.run(guarded, flags_parser=parse_flags)
+  except SystemExit as e:
+    _exit(e.code)
+
+
+def _exit(code) -> None:
+  """Ends the process as `sys.exit(code)` would, less the interpreter's teardown.
+
+  The exit handlers still run (JAX's distributed shutdown, log flushing) after every
+  non-daemon thread has ended, as at a normal exit; what is skipped is freeing every
+  module's objects, which takes about 2 s once TensorFlow and JAX are loaded, in every
+  command. Files are flushed and closed by the code that writes them, not left to this.
+  """
+  if code is not None and not isinstance(code, int):  # sys.exit("message")
+    print(code, file=sys.stderr)
+  for thread in threading.enumerate():
+    if thread is not threading.main_thread() and not thread.daemon:
+      thread.join()
+  atexit._run_exitfuncs()  # noqa: SLF001  the handlers a normal exit would run
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code if isinstance(code, int) else (0 if code is None else 1))
