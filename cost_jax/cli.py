@@ -59,7 +59,17 @@ def run(main) -> None:
   try:
     app.run(guarded, flags_parser=parse_flags)
   except SystemExit as e:
+    if _observed():  # a profiler or coverage writes its data after this returns
+      raise
     _exit(e.code)
+
+
+def _observed() -> bool:
+  """Whether a profiler, tracer, debugger or coverage tool watches this process."""
+  if sys.gettrace() or sys.getprofile():
+    return True
+  monitoring = getattr(sys, "monitoring", None)  # Python 3.12's cProfile and coverage
+  return bool(monitoring and any(monitoring.get_tool(i) for i in range(6)))
 
 
 def _exit(code) -> None:

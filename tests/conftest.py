@@ -107,16 +107,17 @@ def random_variables(model, x, seed=1):
   rng = np.random.default_rng(seed)
 
   def draw(path, leaf):
+    # NumPy, then one transfer: `jnp.ones` and the like compile a program per shape.
     name = jax.tree_util.keystr(path)
     if name.endswith(("['scale']", "['var']")):
-      return jnp.ones(leaf.shape, leaf.dtype)
+      return np.ones(leaf.shape, leaf.dtype)
     if name.endswith(("['bias']", "['mean']")):
-      return jnp.zeros(leaf.shape, leaf.dtype)
+      return np.zeros(leaf.shape, leaf.dtype)
     fan_in = int(np.prod(leaf.shape[:-1])) if leaf.ndim > 1 else 1
-    return jnp.asarray(rng.normal(0, 1 / np.sqrt(fan_in), leaf.shape), leaf.dtype)
+    return rng.normal(0, 1 / np.sqrt(fan_in), leaf.shape).astype(leaf.dtype)
 
   shapes = jax.eval_shape(model.init, jax.random.key(0), x)
-  return jax.tree_util.tree_map_with_path(draw, shapes)
+  return jax.device_put(jax.tree_util.tree_map_with_path(draw, shapes))
 
 
 def tiny_config(dataset, **overrides):

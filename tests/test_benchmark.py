@@ -108,16 +108,18 @@ def test_largest_batch_search_stops_at_the_memory_limit(monkeypatch):
       return {"bytes_limit": self.limit} if self.limit else None
 
   monkeypatch.setattr(benchmark.jax, "local_devices", lambda: [Device(None)])
-  assert benchmark.largest_batch(_tiny_config(), 8)[0] is None  # a CPU reports no limit
+  config = _tiny_config()
+  config.model.variant = "c2d"  # the search, not the network, is under test
+  assert benchmark.largest_batch(config, 8)[0] is None  # a CPU reports no limit
   needs, measure = [], benchmark._memory
   monkeypatch.setattr(benchmark, "_memory",
                       lambda c: needs.append(measure(c)["compiled_bytes"]) or measure(c))
   monkeypatch.setattr(benchmark.jax, "local_devices", lambda: [Device(2**40)])
-  assert benchmark.largest_batch(_tiny_config(), 8, limit=16)[0] == 16
+  assert benchmark.largest_batch(config, 8, limit=16)[0] == 16
   assert needs[1] > needs[0] > 0                      # batch 16 needs more than batch 8
   limit = (needs[0] + needs[1]) / 2 / 0.95            # fits batch 8, not batch 16
   monkeypatch.setattr(benchmark.jax, "local_devices", lambda: [Device(limit)])
-  assert benchmark.largest_batch(_tiny_config(), 8, limit=64)[0] == 8
+  assert benchmark.largest_batch(config, 8, limit=64)[0] == 8
 
 
 def test_benchmark_imports_without_the_tf_data_stack():
