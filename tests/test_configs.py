@@ -47,6 +47,20 @@ def test_a_wrong_override_is_one_clear_line():
   assert "Traceback" not in result.stderr
 
 
+def test_a_profiled_command_still_writes_its_profile(tmp_path):
+  # Commands skip the interpreter's teardown at exit, except under a profiler or coverage
+  # tool, which write their data only after the program has returned.
+  import subprocess
+  import sys
+  profile = tmp_path / "summary.prof"
+  result = subprocess.run(
+      [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "cost_jax.summary",
+       "--config=configs/demo.py", "--config.model.varient=costb"], cwd=ROOT,
+      capture_output=True, text=True)
+  assert "Traceback" not in result.stderr, result.stderr
+  assert profile.exists() and profile.stat().st_size > 0
+
+
 def test_a_config_missing_an_input_field_is_named():
   config = importlib.import_module("configs.demo").get_config()
   del config.input["resize_on_device"]
