@@ -87,18 +87,33 @@ def init_state(exp: Experiment) -> steps.TrainState:
   checkpoint file (inflated) or from a run folder (a training workdir, or one written by
   `cost_jax.convert`), whose every variable of the same name and shape is loaded."""
   c = exp.config
-  state = jax.jit(functools.partial(steps.fresh_state, exp.model, exp.tx, c),
-                  out_shardings=exp.replicated)(jax.random.key(c.seed))
-  if c.init_from:
-    variables = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
-    if workdir_lib.is_run(c.init_from):
-      source, _ = workdir_lib.read_variables(c.init_from)
-      variables, report = pretrained.load_matching(variables, source, c.init_from)
-    else:
-      variables, report = pretrained.load_imagenet_file(variables, c.init_from)
-    logging.info("initialised from %s: %s", c.init_from, report)
-    state = state.replace(**jax.device_put(variables, exp.replicated))
-  return state
+  fresh = functools.partial(steps.fresh_state, exp.model, exp.tx, c)
+  key = jax.random.key(c.seed)
+  if not c.init_from:
+    return jax.jit(fresh, out_shardings=exp.replicated)(key)
+  # The loaders read shapes and dtypes only: what they load is never drawn at random.
+  abstract = jax.eval_shape(fresh, key)
+  variables = {"params": abstract.params, "batch_stats": abstract.batch_stats}
+  if workdir_lib.is_run(c.init_from):
+    source, _ = workdir_lib.read_variables(c.init_from)
+    variables, report = pretrained.load_matching(variables, source, c.init_from)
+  else:
+    variables, report = pretrained.load_imagenet_file(variables, c.init_from)
+  logging.info("initialised from %s: %s", c.init_from, report)
+  given = jax.device_put(jax.tree.map(
+      lambda v: None if isinstance(v, jax.ShapeDtypeStruct) else v, variables),
+      exp.replicated)
+
+  def start(key, given):
+    # The fresh state with the given arrays in place: XLA drops their initialisers, and
+    # every other variable gets the very value a fresh start would give it.
+    state = fresh(key)
+    merged = jax.tree.map(lambda init, value: init if value is None else value,
+                          {"params": state.params, "batch_stats": state.batch_stats},
+                          given)
+    return state.replace(**merged)
+
+  return jax.jit(start, out_shardings=exp.replicated)(key, given)
 
 
 def global_batch(exp: Experiment, local_batch):

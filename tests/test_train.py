@@ -185,6 +185,12 @@ def test_init_from_an_imagenet_state_dict(synthetic_tiny, tmp_path):
   np.testing.assert_array_equal(state.params["res3_0"]["conv2"]["kernel"],
                                 np.transpose(sd["layer2.0.conv2.weight"], (2, 3, 1, 0)))
   np.testing.assert_array_equal(state.batch_stats["stem_bn"]["var"], sd["bn1.running_var"])
+  # What the file lacks starts where a fresh start would.
+  config.init_from = ""
+  fresh = experiment.init_state(experiment.setup(config)).params
+  np.testing.assert_array_equal(state.params["head"]["kernel"], fresh["head"]["kernel"])
+  np.testing.assert_array_equal(state.params["res3_0"]["conv2"]["alpha"],
+                                fresh["res3_0"]["conv2"]["alpha"])
 
 
 def test_config_differences_name_the_changed_fields():
