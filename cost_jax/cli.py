@@ -42,7 +42,8 @@ def run(main) -> None:
   """`absl.app.run(main)` with `parse_flags`, where a `UserError` (a wrong config, a
   missing dataset or file, an unusable workdir) ends the program with one line,
   `error: ...`, and status 2, and where a lost process of a multi-host job ends this one
-  at once (`multihost.abandon`) instead of hanging."""
+  at once (`multihost.abandon`) instead of hanging. The exit skips the interpreter's
+  teardown (`_exit`), unless a profiler or coverage tool watches."""
   from cost_jax import errors, multihost  # multihost imports jax: not needed for parsing
 
   def guarded(argv):
