@@ -92,7 +92,7 @@ def init_state(exp: Experiment) -> steps.TrainState:
   if not c.init_from:
     return jax.jit(fresh, out_shardings=exp.replicated)(key)
   # The loaders read shapes and dtypes only: what they load is never drawn at random.
-  abstract = jax.eval_shape(fresh, key)
+  abstract = steps.abstract_state(exp.model, exp.tx, c)
   variables = {"params": abstract.params, "batch_stats": abstract.batch_stats}
   if workdir_lib.is_run(c.init_from):
     source, _ = workdir_lib.read_variables(c.init_from)
