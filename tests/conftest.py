@@ -1,6 +1,14 @@
 """Test setup: 8 simulated CPU devices, quiet TensorFlow, no GPU for TF."""
 
 import os
+import sys
+
+# The README's test command installs with `pip --no-compile`: compiling every module of
+# every package took 51 s of a fresh install, and the tests import a small part of them.
+# The tests' processes write the bytecode of what they import instead, once, also where
+# PYTHONDONTWRITEBYTECODE is set (else every process would compile TensorFlow anew).
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 from processes import CACHE_DIR, FAST_COMPILE
 
