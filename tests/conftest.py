@@ -4,7 +4,7 @@ import os
 import sys
 
 # The README's test command installs with `pip --no-compile`: compiling every module of
-# every package took 51 s of a fresh install, and the tests import a small part of them.
+# every package took 30 to 50 s of a fresh install; the tests import a small part of them.
 # The tests' processes write the bytecode of what they import instead, once, also where
 # PYTHONDONTWRITEBYTECODE is set (else every process would compile TensorFlow anew).
 sys.dont_write_bytecode = False
