@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+import processes
 from cost_jax import models
 from cost_jax.data import catalog
 
@@ -35,11 +36,8 @@ def test_config_is_complete(name):
 
 
 def test_a_wrong_override_is_one_clear_line():
-  import subprocess
-  import sys
-  result = subprocess.run(
-      [sys.executable, "-m", "cost_jax.summary", "--config=configs/demo.py",
-       "--config.model.varient=costb"], cwd=ROOT, capture_output=True, text=True)
+  result = processes.run("cost_jax.summary", "--config=configs/demo.py",
+                         "--config.model.varient=costb")
   assert result.returncode != 0
   assert result.stderr.strip().splitlines()[-1] == (
       "error: --config.model.varient=costb: config.model has no field 'varient'. Did you "
@@ -50,13 +48,9 @@ def test_a_wrong_override_is_one_clear_line():
 def test_a_profiled_command_still_writes_its_profile(tmp_path):
   # Commands skip the interpreter's teardown at exit, except under a profiler or coverage
   # tool, which write their data only after the program has returned.
-  import subprocess
-  import sys
   profile = tmp_path / "summary.prof"
-  result = subprocess.run(
-      [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "cost_jax.summary",
-       "--config=configs/demo.py", "--config.model.varient=costb"], cwd=ROOT,
-      capture_output=True, text=True)
+  result = processes.run("cProfile", "-o", profile, "-m", "cost_jax.summary",
+                         "--config=configs/demo.py", "--config.model.varient=costb")
   assert "Traceback" not in result.stderr, result.stderr
   assert profile.exists() and profile.stat().st_size > 0
 
