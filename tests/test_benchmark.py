@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 from configs import demo
@@ -206,3 +208,30 @@ def test_gpu_script_prints_its_commands_and_refuses_without_a_gpu(tmp_path):
     assert "missing Python packages: torch" in out.stderr
   else:
     assert "JAX sees no GPU (its devices are 'cpu')" in out.stderr
+
+
+def test_conv_layers_finds_every_convolution_and_times_both_frameworks():
+  from benchmarks import conv_layers
+  from cost_jax import models
+  config = _tiny_config()
+  config.model.variant = "costb"  # Conv modules, and CoST's views run by video_ops.conv
+  layers = conv_layers.capture(config, batch=2)
+  model = models.create_model(config.model)
+  params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, 4, 16, 16, 3)))["params"]
+  kernels = [x.ndim for p, x in jax.tree_util.tree_leaves_with_path(params)
+             if p[-1].key == "kernel" and x.ndim >= 4]
+  # Every 5-D (conv) kernel once, every CoST kernel (3, 3, I, O) once per view.
+  assert sum(l["count"] for l in layers) == kernels.count(5) + 3 * kernels.count(4) > 10
+  assert layers[0]["input"] == (2, 4, 16, 16, 3) and not layers[0]["input_grad"]
+  assert all(l["input_grad"] for l in layers[1:])
+  pytest.importorskip("torch")
+  # The PyTorch process checks that its convolutions give JAX's output shapes.
+  torch_side = conv_layers.TorchRounds(layers)
+  try:
+    theirs = torch_side.round()
+  finally:
+    torch_side.close()
+  ours = conv_layers.time_round(conv_layers.jax_runs(layers[:2], "2d"))
+  assert len(theirs) == len(layers) and all(t > 0 for pair in ours + theirs for t in pair)
+  text = conv_layers.table(layers[:2], [ours], [theirs[:2]])
+  assert text.splitlines()[-1].startswith("sum over the network")
