@@ -24,21 +24,18 @@ dataset folder. Read the result with `config.dataset.name` = the printed name.
 """
 
 from absl import app, flags
-import tensorflow_datasets as tfds
 
 from cost_jax import cli
-from cost_jax.data import convert_format
-from cost_jax.data.builders import (Hmdb51, Kinetics, MomentsInTime, SomethingSomethingV2,
-                                    SyntheticMotion, Ucf101, VideoFolder)
-from cost_jax.data.builders.common import DecodeOptions
-from cost_jax.data.builders.video_folder import VideoFolderConfig
 
+# The builders (and TFDS) import TensorFlow, about 3 s: they are imported once a build
+# starts, so that --help and a usage error answer at once.
 DATASETS = ("kinetics", "moments_in_time", "something_something_v2", "ucf101", "hmdb51",
             "video_folder", "synthetic_motion")
-# The builders that read a videos folder and a folder of official annotation files.
-ANNOTATED = {"kinetics": Kinetics, "moments_in_time": MomentsInTime,
-             "something_something_v2": SomethingSomethingV2, "ucf101": Ucf101,
-             "hmdb51": Hmdb51}
+# The builders (`cost_jax.data.builders`) that read a videos folder and a folder of
+# official annotation files.
+ANNOTATED = {"kinetics": "Kinetics", "moments_in_time": "MomentsInTime",
+             "something_something_v2": "SomethingSomethingV2", "ucf101": "Ucf101",
+             "hmdb51": "Hmdb51"}
 COMMANDS = DATASETS + ("convert",)
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data dir to write to.")
@@ -63,15 +60,20 @@ _OUT_DATA_DIR = flags.DEFINE_string("out_data_dir", None,
                                     "convert: the data dir to write the ArrayRecord copy to.")
 
 
-def make_builder(dataset: str) -> tfds.core.DatasetBuilder:
-  """The builder the flags describe; raises a UsageError naming a missing flag."""
+def make_builder(dataset: str):
+  """The `tfds.core.DatasetBuilder` the flags describe; raises a UsageError naming a
+  missing flag (before importing TensorFlow)."""
   if dataset == "synthetic_motion":
+    from cost_jax.data.builders import SyntheticMotion
     return SyntheticMotion(config=_CONFIG_NAME.value or "small", data_dir=_DATA_DIR.value,
                            file_format=_FILE_FORMAT.value)
   needed = ["videos"] + (["annotations"] if dataset != "video_folder" else [])
   missing = [f"--{n}" for n in needed if not flags.FLAGS[n].value]
   if missing:
     raise app.UsageError(f"building {dataset} needs {', '.join(missing)}")
+  from cost_jax.data import builders
+  from cost_jax.data.builders.common import DecodeOptions
+  from cost_jax.data.builders.video_folder import VideoFolderConfig
   common = dict(data_dir=_DATA_DIR.value, num_workers=_NUM_WORKERS.value,
                 file_format=_FILE_FORMAT.value,
                 keep_cache=_KEEP_CACHE.value,
@@ -79,13 +81,14 @@ def make_builder(dataset: str) -> tfds.core.DatasetBuilder:
   if dataset in ANNOTATED:
     config = {"kinetics": _VERSION.value, "ucf101": f"split{_SPLIT.value}",
               "hmdb51": f"split{_SPLIT.value}"}.get(dataset)
-    return ANNOTATED[dataset](config=config, videos_dir=_VIDEOS.value,
-                              annotations_dir=_ANNOTATIONS.value, **common)
+    return getattr(builders, ANNOTATED[dataset])(
+        config=config, videos_dir=_VIDEOS.value, annotations_dir=_ANNOTATIONS.value,
+        **common)
   name = _CONFIG_NAME.value or "default"
   # 'default' is the builder's own config; any other name is a config of the user's.
   config = name if name == "default" else VideoFolderConfig(name=name)
-  return VideoFolder(config=config, videos_dir=_VIDEOS.value, splits_dir=_SPLITS.value,
-                     **common)
+  return builders.VideoFolder(config=config, videos_dir=_VIDEOS.value,
+                              splits_dir=_SPLITS.value, **common)
 
 
 def main(argv):
@@ -96,6 +99,7 @@ def main(argv):
                if not flags.FLAGS[n].value]
     if missing:
       raise app.UsageError(f"convert needs {', '.join(missing)}")
+    from cost_jax.data import convert_format
     built = convert_format.to_array_record(_NAME.value, _DATA_DIR.value,
                                            _OUT_DATA_DIR.value)
     print(f"converted {built.name} to ArrayRecord in {built.path}: train with "
@@ -109,6 +113,7 @@ def main(argv):
     print(f"  {split}: {info.num_examples} videos")
   backend = (" --config.input.backend=grain" if _FILE_FORMAT.value == "array_record"
              else "")
+  import tensorflow_datasets as tfds  # loaded by the builder already
   print(f"train with --config.dataset.name={name} --config.dataset.data_dir="
         f"{_DATA_DIR.value or tfds.core.constants.DATA_DIR}{backend}")
 
