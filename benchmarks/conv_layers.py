@@ -10,8 +10,8 @@ kinetics.py with the flags above) is traced; identical ones (input shape, kernel
 strides, padding) are timed once and counted. Each is timed forward, and as a train-like
 step: forward, then the input gradient (not for the network's first convolution, whose
 input is the clip) and the kernel gradient of 1/2 sum(y^2). PyTorch runs `F.conv3d` on
-channels-last 3-D tensors, as `cost_jax/bench/torch_models.py` does, in a process of its
-own that imports torch only; each round times every convolution in JAX, then in PyTorch.
+channels-last 3-D tensors, as `cost_jax/bench/torch_models.py` does (on the GPU when JAX
+runs on one), in a process of its own that imports torch only; each round times every convolution in JAX, then in PyTorch.
 Prints per convolution the median milliseconds of both and their ratio, then the sums
 weighted by how many the network has. Without torch installed, JAX's column only.
 """
@@ -87,21 +87,26 @@ def jax_runs(layers: list[dict], impl: str):
   return runs
 
 
-def torch_runs(layers: list[dict]):
-  """`jax_runs` for PyTorch: `F.conv3d` on channels-last 3-D tensors."""
+def torch_runs(layers: list[dict], gpu: bool = False):
+  """`jax_runs` for PyTorch: `F.conv3d` on channels-last 3-D tensors, on the GPU with
+  `gpu` (each convolution's fastest cuDNN algorithm picked at its first call)."""
   import torch
   import torch.nn.functional as F
 
   torch.manual_seed(0)
   cl = torch.channels_last_3d
+  device = torch.device("cuda" if gpu else "cpu")
+  torch.backends.cudnn.benchmark = gpu
+  sync = torch.cuda.synchronize if gpu else (lambda: None)
   runs = []
   for layer in layers:
     n, t, h, w, c = layer["input"]
     kt, kh, kw, i, o = layer["kernel"]
     pads = layer["padding"]
-    x = torch.randn(n, c, t, h, w).contiguous(memory_format=cl)
+    x = torch.randn(n, c, t, h, w, device=device).contiguous(memory_format=cl)
     x.requires_grad_(layer["input_grad"])
-    k = (torch.randn(o, i, kt, kh, kw) * 0.05).contiguous(memory_format=cl).requires_grad_()
+    k = (torch.randn(o, i, kt, kh, kw, device=device) * 0.05).contiguous(
+        memory_format=cl).requires_grad_()
     symmetric = all(lo == hi for lo, hi in pads)
 
     def conv(x=x, k=k, s=layer["strides"], pads=pads, symmetric=symmetric):
@@ -112,11 +117,14 @@ def torch_runs(layers: list[dict]):
 
     def forward(conv=conv):
       with torch.no_grad():
-        return conv()
+        y = conv()
+      sync()
+      return y
 
     def step(conv=conv, x=x, k=k):
       y = conv()
       y.backward(y.detach())
+      sync()
       x.grad = k.grad = None
 
     n, t, h, w, o = layer["output"]
@@ -140,8 +148,9 @@ def time_round(runs) -> list[tuple[float, float]]:
 
 
 def torch_child():
-  """Reads the layers (one JSON line), then answers each line with one round's times."""
-  runs = torch_runs(json.loads(sys.stdin.readline()))
+  """Reads the layers and the device (one JSON line), then answers each line with one
+  round's times."""
+  runs = torch_runs(**json.loads(sys.stdin.readline()))
   print(json.dumps({"ready": True}), flush=True)
   for _ in sys.stdin:
     print(json.dumps(time_round(runs)), flush=True)
@@ -150,14 +159,14 @@ def torch_child():
 class TorchRounds:
   """The PyTorch side in a process of its own, with this process's malloc settings."""
 
-  def __init__(self, layers: list[dict]):
+  def __init__(self, layers: list[dict], gpu: bool = False):
     from cost_jax import runtime
     self.proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.conv_layers", _TORCH_CHILD],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         env={**os.environ, **runtime.malloc_environ()})
-    self._ask(json.dumps(layers))
+    self._ask(json.dumps({"layers": layers, "gpu": gpu}))
 
   def _ask(self, line: str):
     self.proc.stdin.write(line + "\n")
@@ -219,7 +228,7 @@ def main(argv):
   impl = video_ops.resolve(f.conv_impl)
   runs = jax_runs(layers, impl)
   try:
-    rounds = TorchRounds(layers)
+    rounds = TorchRounds(layers, gpu=jax.devices()[0].platform == "gpu")
   except (ImportError, RuntimeError) as e:  # torch missing: JAX only
     print(f"PyTorch not timed ({e}); pip install torch==2.13.0 to compare", flush=True)
     rounds = None
@@ -233,9 +242,11 @@ def main(argv):
         torch_t.append(other)
   if rounds:
     rounds.close()
+  device = jax.devices()[0]
+  where = (f"cpu ({os.cpu_count()} cores)" if device.platform == "cpu"
+           else f"{device.platform} ({device.device_kind})")
   print(f"{f.variant} convolutions, conv_impl {impl}, batch {f.batch}, clip "
-        f"{f.clip[0]}x{f.clip[1]}^2, float32, {jax.devices()[0].platform} "
-        f"({os.cpu_count()} cores), medians of {f.rounds} rounds, ms")
+        f"{f.clip[0]}x{f.clip[1]}^2, float32, {where}, medians of {f.rounds} rounds, ms")
   print(table(layers, jax_t, torch_t))
 
 
