@@ -18,9 +18,9 @@ weighted by how many the network has. Without torch installed, JAX's column only
 
 import json
 import os
-import subprocess
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -147,42 +147,35 @@ def time_round(runs) -> list[tuple[float, float]]:
   return out
 
 
-def torch_child():
+def torch_child(stdin=sys.stdin, stdout=sys.stdout):
   """Reads the layers and the device (one JSON line), then answers each line with one
-  round's times."""
-  runs = torch_runs(**json.loads(sys.stdin.readline()))
-  print(json.dumps({"ready": True}), flush=True)
-  for _ in sys.stdin:
-    print(json.dumps(time_round(runs)), flush=True)
+  round's times (`{"times": ...}`), or `{"error": traceback}`; as `torch_models.serve`,
+  anything else printed goes to stderr."""
+  sys.stdout = sys.stderr
+
+  def answer(**message):
+    stdout.write(json.dumps(message) + "\n")
+    stdout.flush()
+
+  try:
+    runs = torch_runs(**json.loads(stdin.readline()))
+  except Exception:  # reported to the parent, which raises it
+    answer(error=traceback.format_exc())
+    return
+  answer(ready=True)
+  for _ in stdin:
+    answer(times=time_round(runs))
 
 
-class TorchRounds:
-  """The PyTorch side in a process of its own, with this process's malloc settings."""
-
-  def __init__(self, layers: list[dict], gpu: bool = False):
-    from cost_jax import runtime
-    self.proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.conv_layers", _TORCH_CHILD],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        env={**os.environ, **runtime.malloc_environ()})
-    self._ask(json.dumps({"layers": layers, "gpu": gpu}))
-
-  def _ask(self, line: str):
-    self.proc.stdin.write(line + "\n")
-    self.proc.stdin.flush()
-    answer = self.proc.stdout.readline()
-    if not answer:
-      raise RuntimeError(f"the PyTorch process ended (exit code {self.proc.wait()}); its "
-                         "error is printed above")
-    return json.loads(answer)
-
-  def round(self):
-    return self._ask("round")
-
-  def close(self):
-    self.proc.stdin.close()
-    self.proc.wait()
+def torch_rounds(layers: list[dict], gpu: bool = False):
+  """The PyTorch side in a process of its own (`torch_child`), prepared: its `ask("round",
+  ...)["times"]` times one round."""
+  from cost_jax.bench import torch_process
+  child = torch_process.TorchChild(
+      ["-m", "benchmarks.conv_layers", _TORCH_CHILD], "PyTorch convolutions",
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  child.ask(json.dumps({"layers": layers, "gpu": gpu}), "preparing")
+  return child
 
 
 def table(layers, jax_t, torch_t) -> str:
@@ -228,20 +221,20 @@ def main(argv):
   impl = video_ops.resolve(f.conv_impl)
   runs = jax_runs(layers, impl)
   try:
-    rounds = TorchRounds(layers, gpu=jax.devices()[0].platform == "gpu")
-  except (ImportError, RuntimeError) as e:  # torch missing: JAX only
+    torch_side = torch_rounds(layers, gpu=jax.devices()[0].platform == "gpu")
+  except RuntimeError as e:  # torch missing: JAX only
     print(f"PyTorch not timed ({e}); pip install torch==2.13.0 to compare", flush=True)
-    rounds = None
+    torch_side = None
   jax_t, torch_t = [], []
   for r in range(f.warmup + f.rounds):
     times = time_round(runs)
-    other = rounds.round() if rounds else None
+    other = torch_side.ask("round", "timing a round")["times"] if torch_side else None
     if r >= f.warmup:
       jax_t.append(times)
       if other:
         torch_t.append(other)
-  if rounds:
-    rounds.close()
+  if torch_side:
+    torch_side.close()
   device = jax.devices()[0]
   where = (f"cpu ({os.cpu_count()} cores)" if device.platform == "cpu"
            else f"{device.platform} ({device.device_kind})")

@@ -226,9 +226,9 @@ def test_conv_layers_finds_every_convolution_and_times_both_frameworks():
   assert all(l["input_grad"] for l in layers[1:])
   pytest.importorskip("torch")
   # The PyTorch process checks that its convolutions give JAX's output shapes.
-  torch_side = conv_layers.TorchRounds(layers)
+  torch_side = conv_layers.torch_rounds(layers)
   try:
-    theirs = torch_side.round()
+    theirs = torch_side.ask("round", "timing a round")["times"]
   finally:
     torch_side.close()
   ours = conv_layers.time_round(conv_layers.jax_runs(layers[:2], "2d"))

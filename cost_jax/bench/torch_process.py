@@ -30,43 +30,50 @@ def config_spec(config) -> dict:
                         "weight_decay": o.weight_decay, "grad_clip_norm": o.grad_clip_norm}}
 
 
-class TorchProcess:
-  """`python torch_models.py --serve` for one network; `contender()` times it."""
+class TorchChild:
+  """A Python process that answers each line sent to it with one JSON line on its
+  stdout (lines not starting with `{` are skipped; `{"error": traceback}` raises), with
+  this process's malloc settings. `name` says whose it is in errors."""
 
-  def __init__(self, config, variant: str, batch: int, compile_model: bool = False):
-    self.variant = variant
+  def __init__(self, args: list[str], name: str, cwd: str | None = None):
+    self.name = name
     self.proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--serve"], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, text=True, env={**os.environ, **runtime.malloc_environ()})
-    self._send(json.dumps({"config": config_spec(config), "variant": variant,
-                           "batch": batch, "compile": compile_model}))
-    self.facts = self._answer("preparing")["facts"]
+        [sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=cwd, env={**os.environ, **runtime.malloc_environ()})
 
-  def _send(self, line: str):
+  def ask(self, line: str, what: str) -> dict:
+    """Sends `line` and returns the answer; `what` names the work in errors."""
     self.proc.stdin.write(line + "\n")
     self.proc.stdin.flush()
-
-  def _answer(self, what: str) -> dict:
-    for line in self.proc.stdout:
-      if line.startswith("{"):
-        message = json.loads(line)
+    for answer in self.proc.stdout:
+      if answer.startswith("{"):
+        message = json.loads(answer)
         if "error" in message:
           self.close()
-          raise RuntimeError(f"PyTorch {self.variant}: {what} failed:\n{message['error']}")
+          raise RuntimeError(f"{self.name}: {what} failed:\n{message['error']}")
         return message
     code = self.proc.wait()
-    raise RuntimeError(f"PyTorch {self.variant}: its process ended (exit code {code}) while "
-                       f"{what}; its error is printed above (no torch? pip install "
-                       f"torch==2.13.0)")
-
-  def call(self, command: str):
-    self._send(command)
-    self._answer(f"running {command}")
+    raise RuntimeError(f"{self.name}: its process ended (exit code {code}) while {what}; "
+                       f"its error is printed above (no torch? pip install torch==2.13.0)")
 
   def close(self):
     if self.proc.poll() is None:
       self.proc.stdin.close()
       self.proc.wait()
+
+
+class TorchProcess(TorchChild):
+  """`python torch_models.py --serve` for one network; `contender()` times it."""
+
+  def __init__(self, config, variant: str, batch: int, compile_model: bool = False):
+    super().__init__([str(SCRIPT), "--serve"], f"PyTorch {variant}")
+    self.variant = variant
+    self.facts = self.ask(json.dumps({"config": config_spec(config), "variant": variant,
+                                      "batch": batch, "compile": compile_model}),
+                          "preparing")["facts"]
+
+  def call(self, command: str):
+    self.ask(command, f"running {command}")
 
   def contender(self) -> Contender:
     return Contender(lambda: self.call("forward"), lambda: self.call("train"),
