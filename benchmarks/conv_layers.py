@@ -77,10 +77,11 @@ def jax_runs(layers: list[dict], impl: str):
     x = jax.device_put(rng.standard_normal(layer["input"], np.float32))
     k = jax.device_put(rng.standard_normal(layer["kernel"], np.float32) * 0.05)
     f = lambda x, k, l=layer: video_ops.conv(x, k, l["strides"], l["padding"], impl)
-    if layer["input_grad"]:
-      step = lambda x, k, f=f: (lambda y, vjp: vjp(y))(*jax.vjp(f, x, k))
-    else:
-      step = lambda x, k, f=f: (lambda y, vjp: vjp(y))(*jax.vjp(lambda k: f(x, k), k))
+
+    def step(x, k, f=f, wrt_x=layer["input_grad"]):  # the gradients of 1/2 sum(y^2)
+      y, vjp = jax.vjp(f, x, k) if wrt_x else jax.vjp(lambda k: f(x, k), k)
+      return vjp(y)
+
     fwd, step = jax.jit(f), jax.jit(step)
     runs.append((lambda fwd=fwd, x=x, k=k: jax.block_until_ready(fwd(x, k)),
                  lambda step=step, x=x, k=k: jax.block_until_ready(step(x, k))))
