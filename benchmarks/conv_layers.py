@@ -11,9 +11,10 @@ strides, padding) are timed once and counted. Each is timed forward, and as a tr
 step: forward, then the input gradient (not for the network's first convolution, whose
 input is the clip) and the kernel gradient of 1/2 sum(y^2). PyTorch runs `F.conv3d` on
 channels-last 3-D tensors, as `cost_jax/bench/torch_models.py` does (on the GPU when JAX
-runs on one), in a process of its own that imports torch only; each round times every convolution in JAX, then in PyTorch.
-Prints per convolution the median milliseconds of both and their ratio, then the sums
-weighted by how many the network has. Without torch installed, JAX's column only.
+runs on one), in a process of its own that imports torch only; each round times every
+convolution in JAX, then in PyTorch. Prints per convolution the median milliseconds of
+both and their ratio, then the sums weighted by how many the network has. Without torch
+installed, JAX's column only.
 """
 
 import json
@@ -129,8 +130,9 @@ def torch_runs(layers: list[dict], gpu: bool = False):
       x.grad = k.grad = None
 
     n, t, h, w, o = layer["output"]
-    if tuple(forward().shape) != (n, o, t, h, w):  # the same convolution as JAX's
-      raise ValueError(f"{_layer_text(layer)}: PyTorch's output is {tuple(forward().shape)}, "
+    shape = tuple(forward().shape)
+    if shape != (n, o, t, h, w):  # the same convolution as JAX's
+      raise ValueError(f"{_layer_text(layer)}: PyTorch's output is {shape}, "
                        f"JAX's {tuple(layer['output'])} (N, T, H, W, C)")
     runs.append((forward, step))
   return runs
