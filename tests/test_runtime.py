@@ -55,6 +55,12 @@ def test_a_steps_temporary_buffers_are_reused_not_mapped_afresh():
 
 
 def test_the_users_settings_win():
+  users = "--xla_cpu_experimental_ynn_fusion_type=+individual_convolution"
+  environ = {"XLA_FLAGS": users}
+  assert not runtime.set_xla_cpu_flags(environ) and environ["XLA_FLAGS"] == users
+  environ = {}
+  if runtime.set_xla_cpu_flags(environ):  # on the jaxlib releases checked
+    assert environ["XLA_FLAGS"] == " ".join(runtime.CPU_XLA_FLAGS)
   assert not runtime.run_steps_on_calling_thread({"JAX_CPU_ENABLE_ASYNC_DISPATCH": "1"})
   assert not runtime.keep_freed_memory({"MALLOC_TRIM_THRESHOLD_": "0"})
   assert not runtime.keep_freed_memory({"MALLOC_MMAP_MAX_": "65536"})
