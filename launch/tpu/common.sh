@@ -13,7 +13,7 @@
 : "${WORKDIR:=}"                              # gs://BUCKET/runs/NAME: checkpoints, logs
 : "${TFDS_DATA_DIR:=}"                        # gs://BUCKET/tensorflow_datasets
 : "${REMOTE_DIR:=cost_jax}"                   # where the code goes on every worker
-: "${JAX_TPU:=jax[tpu]>=0.10.2,<0.11}"        # installed on every worker
+: "${JAX_TPU:=jax[tpu]}"                      # with requirements.txt, which bounds its version
 : "${LOG_DIR:=logs}"                          # where logs.sh collects worker logs
 : "${MAX_ATTEMPTS:=20}"                       # supervise.sh: VM creations at most
 : "${RETRY_SECONDS:=60}"                      # supervise.sh: pause between attempts
