@@ -14,8 +14,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The tests compile far more than they compute: at LLVM's lowest optimisation level XLA
 # compiles the tiny networks about 2.4x faster (test_inception3d: 79 s instead of 192 s).
 # Code generation in one piece, not split over threads: the two test processes already
-# share the 2 cores (S3D-G's gradient: 7.4 to 7.8 s instead of 7.8 to 9.1 s).
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_parallel_codegen_split_count=1"
+# share the 2 cores (S3D-G's gradient: 7.4 to 7.8 s instead of 7.8 to 9.1 s). XLA's older
+# element-wise emitters, not its MLIR fusion emitters: the tiny CoST(b) train step compiled
+# in 1.6 s instead of 4.8 s, with the same loss (docs/performance.md).
+FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_cpu_parallel_codegen_split_count=1 "
+                "--xla_cpu_use_fusion_emitters=false")
 
 # A tiny network and tiny clips on `synthetic_motion/tiny`, for the command line.
 TINY = ["--config=configs/demo.py", "--config.dataset.name=synthetic_motion/tiny",
