@@ -26,16 +26,59 @@ def _override_error(argv, error: Exception) -> str:
   return f"error: a --config override names no field of the config: {name!r}. {hint}"
 
 
+def _config_files(argv) -> dict[str, str]:
+  """`{flag name: PATH}` of the config file flags (`--config=PATH`) given in `argv`."""
+  from absl import flags
+  from ml_collections.config_flags import config_flags
+  names = [n for n in flags.FLAGS if config_flags.is_config_flag(flags.FLAGS[n])]
+  args, out = argv[1:], {}
+  for i, arg in enumerate(args):
+    for name in names:
+      if arg.startswith(f"--{name}="):
+        out[name] = arg.split("=", 1)[1]
+      elif arg == f"--{name}" and i + 1 < len(args):
+        out[name] = args[i + 1]
+  return out
+
+
+def _config_file_error(files: dict[str, str], error: OSError) -> str:
+  """`error: --config=configs/nope.py: cannot load the config file: [Errno 2] No such
+  file or directory: 'configs/nope.py' (...)` from ml_collections' error."""
+  name, path = next(((n, p) for n, p in files.items() if p.split(":", 1)[0] in str(error)),
+                    next(iter(files.items())))
+  reason = str(error).strip().splitlines()[-1].strip().removeprefix(
+      "Configuration is not available because of an earlier failure to load: ")
+  hint = ("" if os.path.exists(path.split(":", 1)[0]) else
+          f" (the path is read from the current folder, {os.getcwd()}; the configs that "
+          "come with cost_jax are in configs/ at the repository's root)")
+  return f"error: --{name}={path}: cannot load the config file: {reason}{hint}"
+
+
 def parse_flags(argv):
   """`absl.app.run(main, flags_parser=parse_flags)`: absl's parsing (and its usage message
-  for bad values), except that an override of a config field that does not exist exits
-  with a one-line message."""
+  for bad values), except that an override of a config field that does not exist, or a
+  config file that cannot be read, exits with a one-line message. (ml_collections keeps
+  a config file's read error until the config is first used, after JAX and TensorFlow
+  have started, and then raises it with a traceback.)"""
   try:
-    return app.parse_flags_with_usage(argv)
+    args = app.parse_flags_with_usage(argv)
   except (KeyError, AttributeError) as e:
     if not any(a.startswith("--config.") for a in argv[1:]):
       raise
     sys.exit(_override_error(argv, e))
+  except OSError as e:  # the file of a config with overrides
+    files = _config_files(argv)
+    if not files:
+      raise
+    sys.exit(_config_file_error(files, e))
+  from absl import flags
+  files = _config_files(argv)
+  for name in files:
+    try:
+      getattr(flags.FLAGS[name].value, "keys", None)  # any use raises the read error
+    except OSError as e:
+      sys.exit(_config_file_error(files, e))
+  return args
 
 
 def run(main) -> None:

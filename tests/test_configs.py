@@ -45,6 +45,23 @@ def test_a_wrong_override_is_one_clear_line():
   assert "Traceback" not in result.stderr
 
 
+def test_a_config_file_that_cannot_be_read_is_one_clear_line(tmp_path):
+  # ml_collections defers this error to the config's first use (after JAX has started)
+  # and raises it there with a traceback; the overrides make it raise while parsing.
+  for extra in ([], ["--config.model.variant=c2d"]):
+    result = processes.run("cost_jax.summary", "--config=configs/nope.py", *extra)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --config=configs/nope.py: cannot load the config file: [Errno 2] No such "
+        f"file or directory: 'configs/nope.py' (the path is read from the current folder, "
+        f"{processes.ROOT}; the configs that come with cost_jax are in configs/ at the "
+        "repository's root)")
+  result = processes.run("cost_jax.summary", f"--config={tmp_path}")
+  assert result.stderr.strip().splitlines()[-1] == (
+      f"error: --config={tmp_path}: cannot load the config file: [Errno 21] Is a "
+      f"directory: '{tmp_path}'")
+
+
 def test_a_profiled_command_still_writes_its_profile(tmp_path):
   # Commands skip the interpreter's teardown at exit, except under a profiler or coverage
   # tool, which write their data only after the program has returned.
