@@ -1,5 +1,6 @@
 """What the command-line tools share: `run(main)`, which reports a bad `--config.*`
-override, and any `errors.UserError`, in one line instead of a traceback. absl only at
+override, a `--config` file that cannot be read, and any `errors.UserError`, in one line
+(status 2) instead of a traceback. absl only at
 import (no JAX, no TensorFlow)."""
 
 import atexit
@@ -54,6 +55,12 @@ def _config_file_error(files: dict[str, str], error: OSError) -> str:
   return f"error: --{name}={path}: cannot load the config file: {reason}{hint}"
 
 
+def _user_error(line: str):
+  """Ends the program with `line` and status 2, as `run` ends a `UserError`."""
+  print(line, file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
 def parse_flags(argv):
   """`absl.app.run(main, flags_parser=parse_flags)`: absl's parsing (and its usage message
   for bad values), except that an override of a config field that does not exist, or a
@@ -65,19 +72,19 @@ def parse_flags(argv):
   except (KeyError, AttributeError) as e:
     if not any(a.startswith("--config.") for a in argv[1:]):
       raise
-    sys.exit(_override_error(argv, e))
+    _user_error(_override_error(argv, e))
   except OSError as e:  # the file of a config with overrides
     files = _config_files(argv)
     if not files:
       raise
-    sys.exit(_config_file_error(files, e))
+    _user_error(_config_file_error(files, e))
   from absl import flags
   files = _config_files(argv)
   for name in files:
     try:
       getattr(flags.FLAGS[name].value, "keys", None)  # any use raises the read error
     except OSError as e:
-      sys.exit(_config_file_error(files, e))
+      _user_error(_config_file_error(files, e))
   return args
 
 

@@ -38,7 +38,7 @@ def test_config_is_complete(name):
 def test_a_wrong_override_is_one_clear_line():
   result = processes.run("cost_jax.summary", "--config=configs/demo.py",
                          "--config.model.varient=costb")
-  assert result.returncode != 0
+  assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1] == (
       "error: --config.model.varient=costb: config.model has no field 'varient'. Did you "
       'mean "variant" instead of "varient"? The fields are those of the --config file.')
@@ -50,13 +50,14 @@ def test_a_config_file_that_cannot_be_read_is_one_clear_line(tmp_path):
   # and raises it there with a traceback; the overrides make it raise while parsing.
   for extra in ([], ["--config.model.variant=c2d"]):
     result = processes.run("cost_jax.summary", "--config=configs/nope.py", *extra)
-    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "error: --config=configs/nope.py: cannot load the config file: [Errno 2] No such "
         f"file or directory: 'configs/nope.py' (the path is read from the current folder, "
         f"{processes.ROOT}; the configs that come with cost_jax are in configs/ at the "
         "repository's root)")
   result = processes.run("cost_jax.summary", f"--config={tmp_path}")
+  assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1] == (
       f"error: --config={tmp_path}: cannot load the config file: [Errno 21] Is a "
       f"directory: '{tmp_path}'")
