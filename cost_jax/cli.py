@@ -1,7 +1,6 @@
 """What the command-line tools share: `run(main)`, which reports a bad `--config.*`
 override, a `--config` file that cannot be read, and any `errors.UserError`, in one line
-(status 2) instead of a traceback. absl only at
-import (no JAX, no TensorFlow)."""
+(status 2) instead of a traceback. absl only at import (no JAX, no TensorFlow)."""
 
 import atexit
 import os
