@@ -59,7 +59,7 @@ def _config_file_error(files: dict[str, str], error: OSError) -> str:
 
 
 def _user_error(line: str):
-  """Ends the program with `line` and status 2, as `run` ends a `UserError`."""
+  """Ends the program with `line` (`error: ...`) and status 2: every user error."""
   print(line, file=sys.stderr, flush=True)
   sys.exit(2)
 
@@ -103,8 +103,7 @@ def run(main) -> None:
     try:
       return main(argv)
     except errors.UserError as e:
-      print(f"error: {e}", file=sys.stderr, flush=True)
-      return 2
+      _user_error(f"error: {e}")
     except Exception as e:  # noqa: BLE001  only to recognise a lost process
       if multihost.is_peer_failure(e):
         multihost.abandon(e)
