@@ -111,9 +111,9 @@ def test_head_average_pool_equals_flax():
     _close(video_ops.avg_pool(x, (2, 7, 7), 1, "VALID", impl), nn.avg_pool(x, (2, 7, 7)))
 
 
-def test_auto_is_2d_on_the_cpu_and_3d_elsewhere():
-  assert video_ops.resolve("auto", "cpu") == "2d"
-  assert video_ops.resolve("auto", "gpu") == video_ops.resolve("auto", "tpu") == "3d"
+def test_auto_is_2d_on_cpus_and_gpus_and_3d_elsewhere():
+  assert video_ops.resolve("auto", "cpu") == video_ops.resolve("auto", "gpu") == "2d"
+  assert video_ops.resolve("auto", "tpu") == "3d"
   assert video_ops.resolve("3d", "cpu") == "3d"
   with pytest.raises(ValueError, match="conv_impl='2D'"):
     video_ops.resolve("2D")

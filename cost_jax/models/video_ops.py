@@ -39,8 +39,10 @@ from flax.linen.dtypes import promote_dtype
 IMPLS = ("auto", "3d", "2d")
 # What "auto" runs, per platform. CPU: "2d", 2.7x to 3.5x faster train steps of every R50
 # variant than "3d" on the 2-core CPU (`python -m cost_jax.bench.model ... --conv_impl=3d,2d`,
-# docs/performance.md). GPU and TPU: "3d" until measured there (benchmarks/gpu.sh).
-AUTO = {"cpu": "2d"}
+# docs/performance.md). GPU: "2d", 0.61x to 0.65x the train step time of "3d" for C2D,
+# C3D 3x3x3 and CoST(a) on an H200 (R50, 8x224^2, batch 32, bfloat16; docs/performance.md).
+# TPU: "3d" until measured there.
+AUTO = {"cpu": "2d", "gpu": "2d"}
 
 Padding = str | Sequence[tuple[int, int]]
 _DN_2D = ("NHWC", "HWIO", "NHWC")
