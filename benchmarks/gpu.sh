@@ -2,7 +2,7 @@
 # The GPU figures of docs/performance.md in one command, on a machine with an NVIDIA GPU:
 # JAX (both convolution implementations, config.model.conv_impl 3d and 2d) and PyTorch
 # side by side in one run (R50 at 8x224x224, bfloat16 compute, float32 parameters, batch
-# 32 and the largest batch that fits), XLA's FLOPs and the MFU, and the targets met or
+# 32 and the largest batch that fits), the model's FLOPs and the MFU, and the targets met or
 # not; then JAX again with XLA_FLAGS=--xla_gpu_force_conv_nhwc (on Hopper XLA otherwise
 # runs 3-D convolutions in NCDHW, transposing around each one).
 #   ./benchmarks/gpu.sh [OUT_DIR]                  (default: docs/benchmarks)

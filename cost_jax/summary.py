@@ -23,21 +23,41 @@ def count_params(params) -> int:
   return sum(x.size for x in jax.tree.leaves(params))
 
 
-def forward_flops(model, variables, shape) -> float:
-  """FLOPs of one inference forward pass from XLA's cost analysis (a multiply-add is 2)."""
+def program_flops(fn, *args) -> float | None:
+  """FLOPs of `fn(*args)` as written (a multiply-add is 2), from XLA's cost analysis of
+  the program before any backend rewrites it; `args` may be arrays or shape structs.
+
+  Counted by the CPU backend on every platform: GPU and TPU plugins give no analysis of
+  an unoptimised program, and their compiled one leaves out the convolutions they hand
+  to libraries (cuDNN). None where JAX has no CPU backend (`JAX_PLATFORMS` without cpu).
+  """
+  args = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), args)
+  try:
+    cpu = jax.devices("cpu")[0]
+  except RuntimeError:
+    return None
+  with jax.default_device(cpu):
+    analysis = jax.jit(fn).lower(*args).cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older JAX: one dict per program
+    analysis = analysis[0]
+  return float(analysis["flops"]) if analysis and "flops" in analysis else None
+
+
+def forward_flops(model, variables, shape) -> float | None:
+  """FLOPs of one inference forward pass of `model` on float32 clips of `shape`."""
   x = jax.ShapeDtypeStruct(shape, jnp.float32)
-  lowered = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x)
-  return float(lowered.cost_analysis()["flops"])
+  return program_flops(lambda v, x: model.apply(v, x, train=False), variables, x)
 
 
-def summarize(config) -> dict:
-  """Shapes, parameters per stage and total FLOPs, all from abstract evaluation.
+def summarize(config, batch: int = 1) -> dict:
+  """Shapes, parameters per stage and FLOPs per clip in a batch of `batch` (the
+  per-batch work, BatchNorm's at inference, is shared), all from abstract evaluation.
 
   Returns:
     {'params': int, 'flops': float (per clip), 'stages': [(name, shape, params), ...]}
   """
   model = models.create_model(config.model)
-  shape = clip_shape(config)
+  shape = clip_shape(config, batch)
   x = jax.ShapeDtypeStruct(shape, jnp.float32)
   variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
   _, state = jax.eval_shape(
@@ -53,6 +73,7 @@ def summarize(config) -> dict:
   # FLOPs of the operations as defined, however they run: XLA counts the 3-D forms
   # without the taps on zero padding, which the 2-D lowering of `video_ops` computes.
   flops = forward_flops(model.clone(conv_impl="3d"), variables, shape)
+  flops = flops / batch if flops is not None else None
   return {"params": count_params(params), "flops": flops, "stages": stages}
 
 
@@ -68,7 +89,8 @@ def main(argv):
   for name, out, count in summary["stages"]:
     print(f"{name:8s}{str(out):>24s}{count:>14,d}")
   print(f"params: {summary['params']}")
-  print(f"gflops: {summary['flops'] / 1e9:.2f}")
+  flops = summary["flops"]
+  print(f"gflops: {flops / 1e9:.2f}" if flops else "gflops: - (JAX has no CPU backend to count them)")
 
 
 if __name__ == "__main__":

@@ -6,15 +6,17 @@ r"""Speed of the models: inference forward and the full training step, per varia
       [--json=bench.json]
 
 For each variant and each convolution implementation (`--conv_impl`, default the
-config's `model.conv_impl`; see `cost_jax.models.video_ops`), on whatever devices JAX sees
-(the batch is sharded over all of them), at the config's clip shape: compile time, median and spread (10th to 90th percentile) of the
-forward pass (`train=False`) and of the training step exactly as `cost_jax.train` runs it
-(forward, backward, clipping, weight decay, SGD update, BatchNorm statistics; the clips
-arrive at the crop size, so the input resize `cost_jax.bench.data` times is left
-out), clips/s,
-GFLOPs per clip from XLA's cost analysis, achieved TFLOP/s and its share of the device's
-peak, and memory: the device's peak where the backend reports it, else XLA's compiled
-estimate. On a CPU the "peak" is a large float32 matmul timed in the same run.
+config's `model.conv_impl`; see `cost_jax.models.video_ops`), on whatever devices JAX
+sees (the batch is sharded over all of them), at the config's clip shape: compile time,
+median and spread (10th to 90th percentile) of the forward pass (`train=False`) and of
+the training step exactly as `cost_jax.train` runs it (forward, backward, clipping,
+weight decay, SGD update, BatchNorm statistics; the clips arrive at the crop size, so the
+input resize `cost_jax.bench.data` times is left out), clips/s, GFLOPs per clip (the
+model's, as XLA counts the program written with 3-D convolutions: the same for both
+implementations and for PyTorch, on every platform; `model_gflops_per_clip`), achieved
+TFLOP/s and its share of the device's peak, and memory: the device's peak where the
+backend reports it, else XLA's compiled estimate. On a CPU the "peak" is a large float32
+matmul timed in the same run.
 
 Timing excludes compilation: each function is compiled first, run `--warmup` times, then
 timed `--repeats` times, blocking on its result each time. `--torch` also times the
@@ -154,11 +156,20 @@ def _memory(compiled) -> dict:
   return out
 
 
-def _flops(compiled) -> float:
-  analysis = compiled.cost_analysis()
-  if isinstance(analysis, (list, tuple)):  # older JAX: one dict per program
-    analysis = analysis[0]
-  return float(analysis.get("flops", 0.0)) if analysis else 0.0
+def model_gflops_per_clip(model, tx, schedule, config, state, inputs) -> dict:
+  """GFLOPs per clip of the forward pass and of the train step as written with 3-D
+  convolutions (`summary.program_flops`): the model's FLOPs, the same for every
+  implementation and framework, so that TFLOP/s and the share of the peak compare them."""
+  model, i = model.clone(conv_impl="3d"), config.input
+  batch = inputs["label"].shape[0]
+  forward = functools.partial(steps.predict_step, model=model, input_config=i)
+  train = functools.partial(steps.train_step, model=model, tx=tx, schedule=schedule,
+                            seed=0, input_config=i)
+  counts = {"forward": summary.program_flops(forward, state.params, state.batch_stats,
+                                             inputs["video"]),
+            "train": summary.program_flops(train, state, inputs)}
+  return {f"{what}_gflops_per_clip": flops / batch / 1e9
+          for what, flops in counts.items() if flops}
 
 
 def _jit_train_step(model, tx, schedule, config, state, replicated, data):
@@ -221,7 +232,7 @@ def prepare_jax(config: ml_collections.ConfigDict, batch: int) -> Contender:
   i = config.input
   model, data, replicated, schedule, tx, state, inputs = setup_step(config, batch)
   video = inputs["video"]
-  facts = {}
+  facts = model_gflops_per_clip(model, tx, schedule, config, state, inputs)
 
   def forward(params, batch_stats, video):
     return steps.predict_step(params, batch_stats, video, model=model, input_config=i)
@@ -230,14 +241,12 @@ def prepare_jax(config: ml_collections.ConfigDict, batch: int) -> Contender:
   fwd = jax.jit(forward, in_shardings=(replicated, replicated, data)).lower(
       state.params, state.batch_stats, video).compile()
   facts["forward_compile_s"] = time.perf_counter() - start
-  facts["forward_gflops_per_clip"] = _flops(fwd) / batch / 1e9
 
   start = time.perf_counter()
   stop = _no_stop(data)
   compiled = _jit_train_step(model, tx, schedule, config, state, replicated, data).lower(
       state, inputs, stop).compile()
   facts["train_compile_s"] = time.perf_counter() - start
-  facts["train_gflops_per_clip"] = _flops(compiled) / batch / 1e9
   holder = [state]
 
   def run_step():

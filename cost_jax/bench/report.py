@@ -2,11 +2,12 @@ r"""A markdown report of a `cost_jax.bench.model` JSON: the table and the perfor
 
   python -m cost_jax.bench.report bench.json [--driver=...] [--date=...] > bench.md
 
-MFU (model FLOPs utilisation) is the train step's FLOPs from XLA's cost analysis of the
-compiled step (a multiply-add counts 2), times steps per second, over the devices' dense
-peak for the compute dtype as the JSON states it (`peak_tflops_per_device`,
-`peak_source`). PyTorch rows have no FLOPs of their own: the JAX row of the same variant
-does the same arithmetic, so their MFU uses its FLOPs. Where JAX ran a variant with both
+MFU (model FLOPs utilisation) is the train step's model FLOPs (`bench.model.
+model_gflops_per_clip`: XLA's count of the step as written with 3-D convolutions; a
+multiply-add counts 2), times steps per second, over the devices' dense peak for the
+compute dtype as the JSON states it (`peak_tflops_per_device`, `peak_source`). PyTorch
+rows have no FLOPs of their own: the JAX row of the same variant does the same
+arithmetic, so their MFU uses its FLOPs. Where JAX ran a variant with both
 convolution implementations (`--conv_impl=3d,2d`), the targets take the faster of the two
 (what `config.model.conv_impl='auto'` should pick there), and the report says which won.
 """
@@ -98,7 +99,7 @@ def to_markdown(report: dict, driver: str = "", date: str = "") -> str:
          else f"unknown ({report['peak_source']})"),
       "",
       "| framework | model | convolutions | fwd clips/s | train step ms (p10-p90) | "
-      "train clips/s | train GFLOPs/clip (XLA) | MFU | peak memory GiB | largest batch | "
+      "train clips/s | train GFLOPs/clip (model) | MFU | peak memory GiB | largest batch | "
       "compile s |",
       "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
   for row in report["rows"]:
