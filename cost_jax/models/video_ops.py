@@ -28,7 +28,9 @@ or an ImageNet inflation loads whichever implementation runs it, and outputs agr
 float rounding.
 """
 
+import functools
 import itertools
+import math
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -297,11 +299,11 @@ def max_pool(x, window, strides=1, padding: Padding = "VALID", impl: str = "auto
   """Max pooling of clips `(N, T, H, W, C)` over a (t, h, w) `window` (`nn.max_pool`'s
   result: padding counts as -inf).
 
-  '2d' takes the maximum of the window's strided slices, each tap replacing the maximum
-  so far only when larger, so that the gradient goes to the first maximum in (t, h, w)
-  order, as `reduce_window`'s does; XLA:CPU computes `reduce_window`'s gradient from
-  index arrays the size of the input (on the 2-core CPU, the R50 stem and res2 pools
-  took about 0.4 s of a 3 s training step that way)."""
+  '2d' takes the maximum of the window's strided slices and sends the gradient to the
+  first maximum in (t, h, w) order, as `reduce_window`'s does (`_max_of_taps`); XLA:CPU
+  computes `reduce_window`'s gradient from index arrays the size of the input (on the
+  2-core CPU, the R50 stem and res2 pools took about 0.4 s of a 3 s training step that
+  way)."""
   if resolve(impl) == "3d":
     return _pool(x, -jnp.inf, jax.lax.max, window, strides, padding, impl)
   window, strides = _triple(window), _triple(strides)
@@ -313,13 +315,49 @@ def max_pool(x, window, strides=1, padding: Padding = "VALID", impl: str = "auto
     w = tuple(k if a in keep else 1 for a, k in enumerate(window))
     if w == (1, 1, 1) and all(strides[a] == 1 and pads[a] == (0, 0) for a in keep):
       continue
-    taps = _window_taps(x, w, tuple(s if a in keep else 1 for a, s in enumerate(strides)),
-                        tuple(p if a in keep else (0, 0) for a, p in enumerate(pads)),
-                        -jnp.inf)
-    x = taps[0]
-    for tap in taps[1:]:
-      x = jnp.where(tap > x, tap, x)
+    st = tuple(s if a in keep else 1 for a, s in enumerate(strides))
+    pd = tuple(p if a in keep else (0, 0) for a, p in enumerate(pads))
+    x = _max_of_taps(x, w, st, pd, x.shape)
   return x
+
+
+def _first_max(taps):
+  """The maximum of `taps`, each replacing the maximum so far only when larger, and the
+  index of the first tap that holds it."""
+  index = jnp.uint8 if len(taps) <= 256 else jnp.int32
+  y, first = taps[0], jnp.zeros(taps[0].shape, index)
+  for d, tap in enumerate(taps[1:], 1):
+    larger = tap > y
+    y, first = jnp.where(larger, tap, y), jnp.where(larger, index(d), first)
+  return y, first
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _max_of_taps(x, window, strides, pads, shape):
+  """The maximum over a (t, h, w) window of `x` (of `shape`) padded with -inf; its
+  gradient goes to the first maximum in (t, h, w) order, as `reduce_window`'s does."""
+  return _first_max(_window_taps(x, window, strides, pads, -jnp.inf))[0]
+
+
+def _max_of_taps_fwd(x, window, strides, pads, shape):
+  y, first = _first_max(_window_taps(x, window, strides, pads, -jnp.inf))
+  return y, first
+
+
+def _max_of_taps_bwd(window, strides, pads, shape, first, dy):
+  # Each tap's share of dy goes back through the tap's strided slice (its transpose:
+  # an interior-padded copy). JAX's own gradient of the chain of `where`s is a chain of
+  # selects per tap, which XLA:CPU recomputes for every tap and element in the fusion
+  # that scatters them: the R50 stem pool's took 186 ms of a 2.5 s C2D step (traced),
+  # 20 ms this way (docs/performance.md).
+  zero = jnp.zeros((), dy.dtype)
+  shares = [jnp.where(first == d, dy, zero) for d in range(math.prod(window))]
+  taps = jax.linear_transpose(lambda x: _window_taps(x, window, strides, pads, 0.0),
+                              jax.ShapeDtypeStruct(shape, dy.dtype))
+  return taps(shares)
+
+
+_max_of_taps.defvjp(_max_of_taps_fwd, _max_of_taps_bwd)
 
 
 def avg_pool(x, window, strides=1, padding: Padding = "VALID", impl: str = "auto"):
