@@ -15,6 +15,8 @@
 #   CONV_IMPLS (3d,2d)
 #   TORCH_COMPILE (1: PyTorch through torch.compile as well as eager; 0: eager only)
 #   EXTRA (more flags for cost_jax.bench.model, e.g. --clip=8,112)
+#   RUN_TIMEOUT (seconds per run, as timeout(1) takes them: a run cut short still gets
+#     its report, of the networks it finished, and the script stops there)
 #   DRY_RUN (1: check nothing, print the commands it would run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,11 +53,14 @@ run_env() {
   fi
 }
 
+limit=()
+if [[ -n "${RUN_TIMEOUT:-}" ]]; then limit=(timeout "$RUN_TIMEOUT"); fi
+
 if [[ "${DRY_RUN:-0}" == 1 ]]; then
   for run in "${runs[@]}"; do
     read -r -a flag <<< "$(run_flags "$run")"
     env_text="$(run_env "$run")"
-    echo "${env_text:+$env_text }${bench[*]} ${flag[*]} --json=$out/bench_$run.json"
+    echo "${limit[*]:+${limit[*]} }${env_text:+$env_text }${bench[*]} ${flag[*]} --json=$out/bench_$run.json"
     echo "$python -m cost_jax.bench.report $out/bench_$run.json > $out/bench_$run.md"
   done
   exit 0
@@ -86,9 +91,19 @@ date="$(date -u +%Y-%m-%d)"
 for run in "${runs[@]}"; do
   read -r -a flag <<< "$(run_flags "$run")"
   env_text="$(run_env "$run")"
-  env ${env_text:+"$env_text"} "${bench[@]}" "${flag[@]}" "--json=$out/bench_$run.json" 2>&1 \
-    | tee "$out/bench_$run.log"
-  "$python" -m cost_jax.bench.report "$out/bench_$run.json" "--driver=$driver" \
-    "--date=$date" > "$out/bench_$run.md"
-  echo "-> $out/bench_$run.json, $out/bench_$run.md"
+  rm -f "$out/bench_$run.json"
+  status=0
+  "${limit[@]}" env ${env_text:+"$env_text"} "${bench[@]}" "${flag[@]}" \
+    "--json=$out/bench_$run.json" 2>&1 | tee "$out/bench_$run.log" || status=$?
+  # The benchmark rewrites its JSON after every network: a run cut short is reported too.
+  if [[ -f "$out/bench_$run.json" ]]; then
+    "$python" -m cost_jax.bench.report "$out/bench_$run.json" "--driver=$driver" \
+      "--date=$date" > "$out/bench_$run.md"
+    echo "-> $out/bench_$run.json, $out/bench_$run.md"
+  fi
+  if [[ "$status" != 0 ]]; then
+    echo "benchmarks/gpu.sh: the $run run stopped with status $status" \
+         "(124: RUN_TIMEOUT); its report holds the networks it finished" >&2
+    exit "$status"
+  fi
 done

@@ -49,6 +49,24 @@ def test_benchmark_writes_its_json_report(tmp_path, monkeypatch):
   assert report["ratios"] == {"train_step_time costb/costa (2d)": pytest.approx(costb / costa)}
 
 
+def test_a_run_cut_short_keeps_what_it_measured(tmp_path, monkeypatch):
+  # The report is written after every variant: a variant that fails (here: one that does
+  # not exist) or a time limit leaves the ones before it on disk, the rest listed.
+  from cost_jax.bench import report as bench_report
+  measure = benchmark.measure_matmul_tflops
+  monkeypatch.setattr(benchmark, "measure_matmul_tflops", lambda d: measure(d, n=256))
+  path = tmp_path / "bench.json"
+  config = _tiny_config()
+  config.model.width = 4
+  with pytest.raises(ValueError, match="no_such_variant"):
+    benchmark.run(config, ["c2d", "no_such_variant"], batch=8, warmup=0, repeats=1,
+                  json_path=str(path), conv_impls=["2d"])
+  report = json.loads(path.read_text())
+  assert [r["name"] for r in report["rows"]] == ["c2d"]
+  assert report["missing"] == ["no_such_variant"]
+  assert "Partial run: not timed no_such_variant." in bench_report.to_markdown(report)
+
+
 def test_ratios_compare_implementations_and_frameworks():
   rows = [benchmark.summarise("c2d", "jax", _timed(300, 100), 8, None, 1, "3d"),
           benchmark.summarise("c2d", "jax", _timed(100, 50), 8, None, 1, "2d"),
@@ -208,6 +226,12 @@ def test_gpu_script_prints_its_commands_and_refuses_without_a_gpu(tmp_path):
   assert "XLA_FLAGS" not in dry[0] + dry[2]
   assert dry[3].endswith(f"-m cost_jax.bench.report {tmp_path}/bench_compiled.json > "
                          f"{tmp_path}/bench_compiled.md")
+  # A time limit per run (the report is still made of what a run cut short finished).
+  limited = subprocess.run([script, str(tmp_path)], env={**env, "DRY_RUN": "1",
+                           "RUN_TIMEOUT": "300"}, capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+  assert limited[0].startswith("timeout 300 ") and limited[4].startswith(
+      "timeout 300 XLA_FLAGS=--xla_gpu_force_conv_nhwc ")
   out = subprocess.run([script, str(tmp_path)], env=env, capture_output=True, text=True)
   assert out.returncode == 2 and not list(tmp_path.iterdir())
   if importlib.util.find_spec("torch") is None:

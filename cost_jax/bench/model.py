@@ -26,7 +26,8 @@ implementations and its PyTorch network are timed in turns, one call of each per
 so that their ratios hold while a shared machine's speed drifts. `--find_max_batch` adds
 the largest batch whose training step fits in device memory (doubling from `--batch`;
 with `--remat` it shows what rematerialisation buys). Results go to stdout as a table
-and to `--json`.
+and to `--json`, which is rewritten after every variant: a run cut short keeps the rows
+it finished, and its `missing` lists the variants it did not reach.
 """
 
 import dataclasses
@@ -376,16 +377,10 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
     if find_max_batch:
       for impl, row in jax_rows.items():
         row["largest_batch"], row["largest_batch_note"] = largest_batch(configs[impl], batch)
-  i = config.input
-  torch_row = next((r for r in rows if r["framework"] == "torch"), {})
-  report = {"device": device.device_kind, "platform": device.platform,
-            "num_devices": jax.device_count(), "jax_version": jax.__version__,
-            "torch_version": torch_row.get("torch_version"),
-            "torch_compile": torch_row.get("torch_compile"),
-            "dtype": config.model.dtype, "clip": [i.num_frames, i.crop_size, i.crop_size],
-            "batch": batch, "peak_tflops_per_device": peak, "peak_source": peak_source,
-            "remat": bool(config.model.get("remat", False)), "rows": rows,
-            "ratios": ratios(rows)}
+    if json_path:  # after every variant: a run cut short keeps what it measured
+      epath.Path(json_path).write_text(json.dumps(
+          _report(config, device, batch, peak, peak_source, rows, variants), indent=1))
+  report = _report(config, device, batch, peak, peak_source, rows, variants)
   print(f"\ndevice: {report['device']} x{report['num_devices']}, {report['dtype']}, clip "
         f"{'x'.join(map(str, report['clip']))}, batch {batch}, peak "
         f"{peak if peak is None else round(peak, 3)} TFLOP/s ({peak_source})")
@@ -400,6 +395,22 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
     epath.Path(json_path).write_text(json.dumps(report, indent=1))
     print(f"-> {json_path}")
   return report
+
+
+def _report(config, device, batch, peak, peak_source, rows, variants) -> dict:
+  """The JSON report of `rows`; `missing` lists the `variants` not timed yet (a run cut
+  short by a time limit keeps its report of those it timed)."""
+  i = config.input
+  torch_row = next((r for r in rows if r["framework"] == "torch"), {})
+  done = {r["name"] for r in rows}
+  return {"device": device.device_kind, "platform": device.platform,
+          "num_devices": jax.device_count(), "jax_version": jax.__version__,
+          "torch_version": torch_row.get("torch_version"),
+          "torch_compile": torch_row.get("torch_compile"),
+          "dtype": config.model.dtype, "clip": [i.num_frames, i.crop_size, i.crop_size],
+          "batch": batch, "peak_tflops_per_device": peak, "peak_source": peak_source,
+          "remat": bool(config.model.get("remat", False)), "rows": rows,
+          "ratios": ratios(rows), "missing": [v for v in variants if v not in done]}
 
 
 def main(argv):

@@ -114,6 +114,8 @@ def to_markdown(report: dict, driver: str = "", date: str = "") -> str:
         f"{row['train_clips_per_s']:.1f} | {f'{gflops:.2f}' if gflops else '-'} | "
         f"{f'{100 * share:.1f}%' if share is not None else '-'} | {_gib(row)} | "
         f"{row.get('largest_batch') or '-'} | {compile_s:.1f} |")
+  if report.get("missing"):
+    lines += ["", "Partial run: not timed " + ", ".join(report["missing"]) + "."]
   faster = faster_impls(report)
   if faster:
     lines += ["", "Faster convolution implementation per network (train step): "
