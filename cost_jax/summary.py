@@ -90,7 +90,8 @@ def main(argv):
     print(f"{name:8s}{str(out):>24s}{count:>14,d}")
   print(f"params: {summary['params']}")
   flops = summary["flops"]
-  print(f"gflops: {flops / 1e9:.2f}" if flops else "gflops: - (JAX has no CPU backend to count them)")
+  print(f"gflops: {flops / 1e9:.2f}" if flops
+        else "gflops: - (JAX has no CPU backend to count them)")
 
 
 if __name__ == "__main__":

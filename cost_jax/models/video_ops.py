@@ -340,8 +340,7 @@ def _max_of_taps(x, window, strides, pads, shape):
 
 
 def _max_of_taps_fwd(x, window, strides, pads, shape):
-  y, first = _first_max(_window_taps(x, window, strides, pads, -jnp.inf))
-  return y, first
+  return _first_max(_window_taps(x, window, strides, pads, -jnp.inf))  # (y, residual)
 
 
 def _max_of_taps_bwd(window, strides, pads, shape, first, dy):
