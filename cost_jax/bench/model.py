@@ -228,12 +228,16 @@ def setup_step(config: ml_collections.ConfigDict, batch: int):
   return model, data, replicated, schedule, tx, state, inputs
 
 
-def prepare_jax(config: ml_collections.ConfigDict, batch: int) -> Contender:
-  """Compiles the forward pass and the train step of `config.model` at `batch`."""
+def prepare_jax(config: ml_collections.ConfigDict, batch: int,
+                gflops: dict | None = None) -> Contender:
+  """Compiles the forward pass and the train step of `config.model` at `batch`; `gflops`,
+  the `model_gflops_per_clip` of the same network if already counted (it is the same for
+  every implementation)."""
   i = config.input
   model, data, replicated, schedule, tx, state, inputs = setup_step(config, batch)
   video = inputs["video"]
-  facts = model_gflops_per_clip(model, tx, schedule, config, state, inputs)
+  facts = dict(gflops if gflops is not None else
+               model_gflops_per_clip(model, tx, schedule, config, state, inputs))
 
   def forward(params, batch_stats, video):
     return steps.predict_step(params, batch_stats, video, model=model, input_config=i)
@@ -354,11 +358,14 @@ def run(config, variants, batch: int, warmup: int = 2, repeats: int = 10,
   for variant in variants:
     # Every implementation of the variant and its PyTorch network, timed in turns.
     contenders, configs, jax_rows = {}, {}, {}
+    gflops = None  # counted once per variant: the same for every implementation
     for impl in dict.fromkeys(impls):
       c = configs[impl] = ml_collections.ConfigDict(config.to_dict())
       c.model.variant, c.model.conv_impl = variant, impl
       logging.info("compiling jax %s (%s), batch %d", variant, impl, batch)
-      contenders[impl] = prepare_jax(c, batch)
+      contenders[impl] = prepare_jax(c, batch, gflops)
+      gflops = {k: v for k, v in contenders[impl].facts.items()
+                if k.endswith("_gflops_per_clip")}
     if with_torch and variant in TORCH_VARIANTS:
       from cost_jax.bench import torch_process
       contenders["torch"] = torch_process.TorchProcess(config, variant, batch,
