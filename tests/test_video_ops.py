@@ -38,6 +38,8 @@ CONV_CASES = [
     # taps' outputs summed shifted in time), and clips whose padding some taps only read.
     ((3, 1, 1), (1, 1, 1), ((1, 1), (0, 0), (0, 0)), (7, 4, 3)),
     ((3, 3, 3), (1, 2, 2), ((2, 0), (1, 1), (0, 1)), (7, 4, 4)),
+    ((3, 3, 3), (1, 1, 1), ((1, 1),) * 3, (4, 4, 3)),        # edge frames skip 1 tap
+    ((5, 3, 3), (1, 1, 1), ((2, 2), (1, 1), (1, 1)), (3, 4, 4)),
     ((3, 3, 3), (1, 1, 1), ((1, 1),) * 3, (1, 4, 3)),        # one frame: the middle tap
     ((3, 1, 3), (1, 1, 1), ((1, 1), (0, 0), (1, 1)), (1, 3, 4)),
     ((5, 1, 1), (1, 1, 1), ((4, 0), (0, 0), (0, 0)), (2, 4, 3)),
@@ -79,8 +81,28 @@ def test_conv_2d_skips_taps_that_read_only_padding():
   # temporal tap reads the frame, so a 3x3 convolution with a third of the kernel runs.
   x, w = jnp.ones((2, 1, 4, 4, 8)), jnp.ones((3, 3, 3, 8, 8))
   jaxpr = jax.make_jaxpr(lambda x, w: video_ops.conv(x, w, 1, "SAME", "2d"))(x, w)
-  convs = [e for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
-  assert [e.invars[1].aval.shape for e in convs] == [(3, 3, 8, 8)]
+  assert [e.invars[1].aval.shape for e in _eqns(jaxpr.jaxpr)
+          if e.primitive.name == "conv_general_dilated"] == [(3, 3, 8, 8)]
+
+
+def test_conv_2d_skips_taps_whose_outputs_land_in_the_padding():
+  # 3x3x3 over 4 frames, padding 1: the first frame feeds taps 0 and 1, the middle two
+  # all three, the last taps 1 and 2 (output channels: the taps' outputs side by side).
+  x, w = jnp.ones((2, 4, 4, 4, 8)), jnp.ones((3, 3, 3, 8, 8))
+  jaxpr = jax.make_jaxpr(lambda x, w: video_ops.conv(x, w, 1, "SAME", "2d"))(x, w)
+  assert sorted((e.invars[0].aval.shape[0], e.invars[1].aval.shape[-1])
+                for e in _eqns(jaxpr.jaxpr)
+                if e.primitive.name == "conv_general_dilated") == [(2, 16), (2, 16), (4, 24)]
+
+
+def _eqns(jaxpr):
+  """The equations of `jaxpr` and of the jaxprs inside it (custom gradients, calls)."""
+  for e in jaxpr.eqns:
+    yield e
+    for p in e.params.values():
+      inner = getattr(p, "jaxpr", p)
+      if hasattr(inner, "eqns"):
+        yield from _eqns(inner)
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
