@@ -253,13 +253,31 @@ def _over_time(x, kernel, strides, padding):
   return _contract(x, kernel, strides, padding, lambda x, k: _matmul(x, k[0, 0]))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _over_time_planes(x, kernel, strides, padding):
-  """k_t x 1 x 1 (k_t > 1) as one 2-D convolution over the (T, H*W) plane of every clip,
-  with the gradient of `_over_time`'s matrix products. On the 2-vCPU AMD EPYC, for the
-  R50 C3D's seven 3 x 1 x 1 layers, the convolution's forward took 0.68x to 0.99x the
-  products' time, but its own train-like step up to 1.28x theirs; this pair, 0.86x to
-  1.03x (docs/performance.md)."""
+def _with_gradient_of(forward, reference):
+  """`forward(x, kernel, strides, padding)` with the gradient of `reference`, a form of
+  the same function whose own forward is slower but whose gradient is faster or smaller.
+  `strides` and `padding` must be tuples (hashable)."""
+
+  @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+  def f(x, kernel, strides, padding):
+    return forward(x, kernel, strides, padding)
+
+  def f_fwd(x, kernel, strides, padding):
+    return forward(x, kernel, strides, padding), (x, kernel)
+
+  def f_bwd(strides, padding, res, dy):
+    return jax.vjp(lambda x, k: reference(x, k, strides, padding), *res)[1](dy)
+
+  f.defvjp(f_fwd, f_bwd)
+  return functools.wraps(forward)(f)
+
+
+def _time_planes(x, kernel, strides, padding):
+  """k_t x 1 x 1 (k_t > 1) as one 2-D convolution over the (T, H*W) plane of every clip.
+  On the 2-vCPU AMD EPYC, for the R50 C3D's seven 3 x 1 x 1 layers, its forward took
+  0.68x to 0.99x `_over_time`'s matrix products' time, but its own train-like step up to
+  1.28x theirs; with their gradient (`_over_time_planes`), 0.86x to 1.03x
+  (docs/performance.md)."""
   x = _subsample(_subsample(x, 2, strides[1], padding[1]), 3, strides[2], padding[2])
   n, t, h, w, c = x.shape
   y = _conv2d(x.reshape(n, t, h * w, c), kernel[:, 0], (strides[0], 1),
@@ -267,16 +285,7 @@ def _over_time_planes(x, kernel, strides, padding):
   return y.reshape((n, y.shape[1], h, w, y.shape[-1]))
 
 
-def _over_time_planes_fwd(x, kernel, strides, padding):
-  return _over_time_planes(x, kernel, strides, padding), (x, kernel)
-
-
-def _over_time_planes_bwd(strides, padding, res, dy):
-  x, kernel = res
-  return jax.vjp(lambda x, k: _over_time(x, k, strides, padding), x, kernel)[1](dy)
-
-
-_over_time_planes.defvjp(_over_time_planes_fwd, _over_time_planes_bwd)
+_over_time_planes = _with_gradient_of(_time_planes, _over_time)
 
 
 def _over_frames_taps(x, kernel, strides, padding, skip_padding=False):
@@ -285,25 +294,15 @@ def _over_frames_taps(x, kernel, strides, padding, skip_padding=False):
                    lambda x, k: _over_frames(x, k, strides[1:], padding[1:]), skip_padding)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _over_frames_skipping(x, kernel, strides, padding):
-  """`_over_frames_taps` computing no tap that lands only in the padding, with the
-  gradient of the form that computes them all. Its own gradient saves every run of
-  frames for the kernel gradient, a copy of the input: the 3x3x3 C3D train step's
-  memory 1.10x on the CPU, 1.03x this way, for the same time."""
+def _frame_taps_skipping(x, kernel, strides, padding):
+  """`_over_frames_taps` computing no tap that lands only in the padding. Its own
+  gradient saves every run of frames for the kernel gradient, a copy of the input: the
+  3x3x3 C3D train step's memory 1.10x on the CPU; 1.03x with the gradient of the form
+  that computes every tap (`_over_frames_skipping`), for the same time."""
   return _over_frames_taps(x, kernel, strides, padding, skip_padding=True)
 
 
-def _over_frames_skipping_fwd(x, kernel, strides, padding):
-  return _over_frames_skipping(x, kernel, strides, padding), (x, kernel)
-
-
-def _over_frames_skipping_bwd(strides, padding, res, dy):
-  x, kernel = res
-  return jax.vjp(lambda x, k: _over_frames_taps(x, k, strides, padding), x, kernel)[1](dy)
-
-
-_over_frames_skipping.defvjp(_over_frames_skipping_fwd, _over_frames_skipping_bwd)
+_over_frames_skipping = _with_gradient_of(_frame_taps_skipping, _over_frames_taps)
 
 
 def conv_2d(x, kernel, strides, padding):
