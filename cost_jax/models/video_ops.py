@@ -320,9 +320,9 @@ def conv_2d(x, kernel, strides, padding):
   if kt > 1 and kw == 1:
     return _over_planes(x, kernel[:, :, 0], 3, strides, padding)
   # One 2-D convolution of the frames (faster than k_t convolutions summed).
-  skips = (strides[0] == 1 and kernel.shape[-1] <= kernel.shape[-2]  # `_contract`'s
-           and len(_frame_groups(x.shape[1], kt, padding[0])) > 1)   # taps' outputs
-  if skips:
+  # Edge frames can skip taps only in `_contract`'s taps'-outputs form.
+  if (strides[0] == 1 and kernel.shape[-1] <= kernel.shape[-2]
+      and len(_frame_groups(x.shape[1], kt, padding[0])) > 1):
     return _over_frames_skipping(x, kernel, tuple(strides), tuple(padding))
   return _over_frames_taps(x, kernel, strides, padding)
 
