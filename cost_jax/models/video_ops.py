@@ -231,6 +231,13 @@ def _taps_outputs(x, kernel, pad, channels, skip_padding: bool):
   return zs[0] if len(zs) == 1 else jnp.concatenate(zs, axis=1)
 
 
+def _outputs_side_by_side(kernel, strides) -> bool:
+  """Whether `_contract` puts the temporal taps' outputs side by side (temporal stride
+  1, no more output channels than input ones) rather than their inputs."""
+  kt, _, _, c_in, c_out = kernel.shape
+  return strides[0] == 1 and kt > 1 and c_out <= c_in
+
+
 def _contract(x, kernel, strides, padding, channels, skip_padding: bool = False):
   """`channels(x, kernel2d)`: the frames' k_h x k_w x I contraction, for a kernel of
   k_t temporal taps, in the form that writes less: the taps' inputs side by side
@@ -240,8 +247,8 @@ def _contract(x, kernel, strides, padding, channels, skip_padding: bool = False)
   took 0.62x to 0.98x the first's forward time for the R50's 3 x 1 x 1 and 3 x 3 x 3
   layers, 0.82x to 1.11x its train-like step, and 0.78x to 0.96x the whole C3D, 3x3x3
   C3D and CoST(a) train steps (docs/performance.md)."""
-  kt, _, _, c_in, c_out = kernel.shape
-  if strides[0] == 1 and kt > 1 and c_out <= c_in:
+  kt = kernel.shape[0]
+  if _outputs_side_by_side(kernel, strides):
     z = _taps_outputs(x, kernel, padding[0], channels, skip_padding)
     return _shifted_sum(z, kt, padding[0])
   return channels(_taps_side_by_side(x, kt, strides[0], padding[0]), _stack_taps(kernel, 2))
@@ -320,8 +327,7 @@ def conv_2d(x, kernel, strides, padding):
   if kt > 1 and kw == 1:
     return _over_planes(x, kernel[:, :, 0], 3, strides, padding)
   # One 2-D convolution of the frames (faster than k_t convolutions summed).
-  # Edge frames can skip taps only in `_contract`'s taps'-outputs form.
-  if (strides[0] == 1 and kernel.shape[-1] <= kernel.shape[-2]
+  if (_outputs_side_by_side(kernel, strides)
       and len(_frame_groups(x.shape[1], kt, padding[0])) > 1):
     return _over_frames_skipping(x, kernel, tuple(strides), tuple(padding))
   return _over_frames_taps(x, kernel, strides, padding)
